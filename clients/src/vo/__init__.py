@@ -1,0 +1,1 @@
+"""vo: the contract, typed clients and the vo command."""

@@ -1,0 +1,1 @@
+"""vo script service."""

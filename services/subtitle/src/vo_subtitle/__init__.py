@@ -1,0 +1,1 @@
+"""vo subtitle service."""

@@ -1,0 +1,1 @@
+"""vo video service."""
