@@ -84,7 +84,10 @@ class MediaInfo:
             a = self.audio
             msg.audio.CopyFrom(
                 common_pb2.AudioStreamInfo(
-                    codec=a.codec, sample_rate=a.sample_rate, channels=a.channels, bit_rate=a.bit_rate
+                    codec=a.codec,
+                    sample_rate=a.sample_rate,
+                    channels=a.channels,
+                    bit_rate=a.bit_rate,
                 )
             )
         return msg
@@ -128,6 +131,7 @@ def probe(path: Path, *, need_video: bool = False) -> MediaInfo:
             kind = "audio-only" if astream is not None else "without video"
             raise InvalidInput(f"{path} is {kind}; give a file with a video stream")
         duration = float(container.duration / av.time_base) if container.duration else 0.0
+        _check_not_truncated(container, path)
         video = _video_info(container, vstream, path, duration) if vstream is not None else None
         audio = None
         if astream is not None:
@@ -150,6 +154,25 @@ def probe(path: Path, *, need_video: bool = False) -> MediaInfo:
         )
     finally:
         container.close()
+
+
+def _check_not_truncated(container: Any, path: Path) -> None:
+    """Fail when the container's index points past the end of the file (a cut-off download).
+
+    A faststart MP4 cut short still opens and decodes its first frames; only its index shows
+    that media data is missing, so check that before a long render discovers it midway.
+    """
+    size = path.stat().st_size
+    for stream in container.streams:
+        entries = getattr(stream, "index_entries", None)
+        if entries is None or len(entries) == 0:
+            continue
+        last = entries[len(entries) - 1]
+        if last.pos >= 0 and last.pos + last.size > size:
+            raise InvalidInput(
+                f"{path} is truncated: its index expects {last.pos + last.size} bytes but the file "
+                f"has {size}; download or copy it again"
+            )
 
 
 def _video_info(container: Any, stream: Any, path: Path, duration: float) -> VideoInfo:

@@ -1,6 +1,6 @@
-"""Progress events: the domain type engines yield, with throttling and fps/eta estimates.
+"""Progress events: the type engines yield (shared with the clients), with throttling and fps/eta.
 
-Engines yield :class:`ProgressEvent`; servicers turn them into ``vo.common.v1.Progress``.
+Engines yield :class:`ProgressEvent` (defined once, in ``vo.events``); servicers turn them into ``vo.common.v1.Progress``.
 :class:`ProgressMeter` decides when an event is worth sending (every N frames or every
 interval, whichever comes first, and always the last one) and computes fps and eta from a
 recent window, so a slow start does not skew the estimate for the rest of the run.
@@ -10,71 +10,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass
 
-from google.protobuf import duration_pb2
-from vo.common.v1 import common_pb2
+from vo.events import ProgressEvent, duration_to_seconds, seconds_to_duration
 
-
-@dataclass(frozen=True, slots=True)
-class ProgressEvent:
-    """One progress report of a long-running operation."""
-
-    stage: str
-    frames_done: int = 0
-    frames_total: int = 0
-    fraction: float = 0.0
-    fps: float = 0.0
-    eta_seconds: float | None = None
-    elapsed_seconds: float = 0.0
-    message: str = ""
-    steps_done: int = 0
-    steps_total: int = 0
-
-    def to_proto(self) -> common_pb2.Progress:
-        """The wire form of this event."""
-        msg = common_pb2.Progress(
-            stage=self.stage,
-            frames_done=self.frames_done,
-            frames_total=self.frames_total,
-            fraction=self.fraction,
-            fps=self.fps,
-            message=self.message,
-            steps_done=self.steps_done,
-            steps_total=self.steps_total,
-        )
-        msg.elapsed.CopyFrom(seconds_to_duration(self.elapsed_seconds))
-        if self.eta_seconds is not None:
-            msg.eta.CopyFrom(seconds_to_duration(self.eta_seconds))
-        return msg
-
-    @classmethod
-    def from_proto(cls, msg: common_pb2.Progress) -> ProgressEvent:
-        """The domain form of a wire event."""
-        return cls(
-            stage=msg.stage,
-            frames_done=msg.frames_done,
-            frames_total=msg.frames_total,
-            fraction=msg.fraction,
-            fps=msg.fps,
-            eta_seconds=duration_to_seconds(msg.eta) if msg.HasField("eta") else None,
-            elapsed_seconds=duration_to_seconds(msg.elapsed),
-            message=msg.message,
-            steps_done=msg.steps_done,
-            steps_total=msg.steps_total,
-        )
-
-
-def seconds_to_duration(seconds: float) -> duration_pb2.Duration:
-    """A protobuf Duration from float seconds (nanosecond precision)."""
-    d = duration_pb2.Duration()
-    d.FromNanoseconds(round(seconds * 1e9))
-    return d
-
-
-def duration_to_seconds(d: duration_pb2.Duration) -> float:
-    """Float seconds from a protobuf Duration."""
-    return d.seconds + d.nanos / 1e9
+__all__ = ["ProgressEvent", "ProgressMeter", "duration_to_seconds", "seconds_to_duration"]
 
 
 class ProgressMeter:

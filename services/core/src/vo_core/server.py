@@ -13,7 +13,8 @@ import signal
 from collections.abc import Iterable, Sequence
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from vo_core.interceptors import ErrorInterceptor
@@ -38,24 +39,24 @@ def create_server(extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ())
 
 def add_standard_services(
     server: grpc.aio.Server, service_names: Iterable[str]
-) -> health.aio.HealthServicer:
+) -> HealthServicer:
     """Add grpc.health.v1.Health (every service SERVING) and server reflection."""
     names = list(service_names)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [*names, health_pb2.DESCRIPTOR.services_by_name['Health'].full_name, reflection.SERVICE_NAME], server
     )
     return health_servicer
 
 
-async def mark_serving(health_servicer: health.aio.HealthServicer, names: Iterable[str]) -> None:
+async def mark_serving(health_servicer: HealthServicer, names: Iterable[str]) -> None:
     """Report every named service, and the server as a whole (""), as SERVING."""
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
-async def mark_not_serving(health_servicer: health.aio.HealthServicer) -> None:
+async def mark_not_serving(health_servicer: HealthServicer) -> None:
     """Tell load balancers to stop sending new calls before the server drains."""
     await health_servicer.enter_graceful_shutdown()
 
@@ -70,7 +71,7 @@ def bind(server: grpc.aio.Server, host: str, port: int) -> int:
 
 async def serve_until_signalled(
     server: grpc.aio.Server,
-    health_servicer: health.aio.HealthServicer,
+    health_servicer: HealthServicer,
     names: Iterable[str],
     *,
     grace_seconds: float = 10.0,

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
+from vo.common.v1 import common_pb2
 from vo.video.v1 import video_service_pb2 as pb
 from vo.video.v1 import video_service_pb2_grpc
 from vo_core.media import probe
@@ -31,7 +32,7 @@ class VideoServicer(video_service_pb2_grpc.VideoServiceServicer):
         request_iterator: AsyncIterator[pb.UploadMediaRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.UploadMediaResponse:
-        async def chunks():  # type: ignore[no-untyped-def]
+        async def chunks() -> AsyncIterator[common_pb2.UploadChunk]:
             async for req in request_iterator:
                 yield req.chunk
 
@@ -44,7 +45,9 @@ class VideoServicer(video_service_pb2_grpc.VideoServiceServicer):
         for chunk in self.store.iter_download(request.sha256):
             yield pb.DownloadMediaResponse(chunk=chunk)
 
-    async def Probe(self, request: pb.ProbeRequest, context: grpc.aio.ServicerContext) -> pb.ProbeResponse:
+    async def Probe(
+        self, request: pb.ProbeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ProbeResponse:
         path = resolve_source(request.input, self.policy, self.store)
         info = await asyncio.to_thread(probe, path)
         return pb.ProbeResponse(info=info.to_proto())
@@ -71,18 +74,23 @@ class VideoServicer(video_service_pb2_grpc.VideoServiceServicer):
                 yield pb.RenderResponse(result=event)
 
     async def _render(
-        self, source: object, output_uri: str, spec: pb.RenderSpec
+        self, source: common_pb2.MediaSource, output_uri: str, spec: pb.RenderSpec
     ) -> AsyncIterator[ProgressEvent | pb.RenderResult]:
         job = await asyncio.to_thread(
             render_job_from_proto, source, output_uri, spec, self.settings, self.policy, self.store
         )
-        outcome: RenderOutcome | None = None
-        async for event in stream_in_thread(lambda token: render(job, token)):
-            if isinstance(event, RenderOutcome):
-                outcome = event
-            else:
-                yield event
-        if outcome is None:  # the engine always ends with an outcome; this guards a broken promise
-            raise RuntimeError("render ended without a result")
-        result = await asyncio.to_thread(outcome.finish, job, self.store)
+        # A private scratch file per call: concurrent renders never share temp files.
+        scratch = self.store.scratch_path(".mp4")
+        try:
+            outcome: RenderOutcome | None = None
+            async for event in stream_in_thread(lambda token: render(job, scratch, token)):
+                if isinstance(event, RenderOutcome):
+                    outcome = event
+                else:
+                    yield event
+            if outcome is None:  # the engine always ends with an outcome; this guards that promise
+                raise RuntimeError("render ended without a result")
+            result = await asyncio.to_thread(outcome.finish, job, self.store)
+        finally:
+            scratch.unlink(missing_ok=True)
         yield result

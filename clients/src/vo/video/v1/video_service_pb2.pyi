@@ -474,7 +474,7 @@ class EncoderSpec(_message.Message):
     preset: _builtins.str
     """Preset is the libx264 preset; default "veryfast"."""
     crf: _builtins.int
-    """Crf is the constant rate factor from 0 to 51; default 23."""
+    """Crf is the constant rate factor from 0 (lossless) to 51; unset means 23."""
     audio_bitrate: _builtins.int
     """Audio bitrate is the AAC bit rate in bits per second; default 128000."""
     frame_rate: _builtins.float
@@ -485,16 +485,18 @@ class EncoderSpec(_message.Message):
         self,
         *,
         preset: _builtins.str = ...,
-        crf: _builtins.int = ...,
+        crf: _builtins.int | None = ...,
         audio_bitrate: _builtins.int = ...,
         frame_rate: _builtins.float = ...,
         hardware: Global___EncoderSpec.Hardware.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_crf", b"_crf", "crf", b"crf"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audio_bitrate", b"audio_bitrate", "crf", b"crf", "frame_rate", b"frame_rate", "hardware", b"hardware", "preset", b"preset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_crf", b"_crf", "audio_bitrate", b"audio_bitrate", "crf", b"crf", "frame_rate", b"frame_rate", "hardware", b"hardware", "preset", b"preset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__crf: _TypeAlias = _typing.Literal["crf"]  # noqa: Y015
+    _WhichOneofArgType__crf: _TypeAlias = _typing.Literal["_crf", b"_crf"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__crf) -> _WhichOneofReturnType__crf | None: ...
 
 Global___EncoderSpec: _TypeAlias = EncoderSpec  # noqa: Y015
 

@@ -1,0 +1,154 @@
+"""What every ``vo`` subcommand shares: where the services are, progress bars, errors.
+
+Errors a user can fix are printed as one line ``error: ...`` on stderr with exit status 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
+from rich.text import Text
+
+from vo.events import ProgressEvent
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+stderr = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """A mistake in the command line or its files; printed as one line, exit status 2."""
+
+
+def add_server_option(parser: argparse.ArgumentParser) -> None:
+    """``--server HOST:PORT``; without it the services run in this process."""
+    parser.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        default=os.environ.get("VO_SERVER", ""),
+        help="talk to a running `vo serve` (default: run the services in this process)",
+    )
+
+
+@dataclass
+class Services:
+    """Where to send calls, and whether the services run in this process."""
+
+    target: str
+    embedded: bool
+
+
+@contextlib.contextmanager
+def services(server: str) -> Iterator[Services]:
+    """The remote server when given, else every service started in this process."""
+    if server:
+        yield Services(server, embedded=False)
+        return
+    try:
+        from vo_pipeline.mesh import EmbeddedMesh
+    except ImportError as exc:  # the client distribution was installed without [embedded]
+        raise UsageError(
+            f"the services are not installed here ({exc.name}); install vo[embedded] "
+            "or pass --server HOST:PORT"
+        ) from None
+    with EmbeddedMesh() as mesh:
+        yield Services(mesh.target, embedded=True)
+
+
+def existing_file(text: str, what: str = "input") -> Path:
+    """A path that must be an existing file; a clear error otherwise."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise UsageError(f"{what} file {text} does not exist")
+    if not path.is_file():
+        raise UsageError(f"{what} {text} is not a file")
+    return path.resolve()
+
+
+def writable_output(text: str, suffixes: tuple[str, ...] = ()) -> Path:
+    """An output path whose folder exists and is writable."""
+    path = Path(text).expanduser().resolve()
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UsageError(f"output {text} must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise UsageError(f"output {text} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"output folder {path.parent} does not exist; create it first")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"output folder {path.parent} is not writable")
+    return path
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        fps = task.fields.get("fps", 0.0)
+        unit = task.fields.get("unit", "fps")
+        return Text(f"{fps:6.1f} {unit}" if fps else "", style="progress.data.speed")
+
+
+class _EtaColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        eta = task.fields.get("eta")
+        if eta is None:
+            return Text("eta --:--", style="progress.remaining")
+        minutes, seconds = divmod(int(eta + 0.5), 60)
+        return Text(f"eta {minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
+class _CountColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        label = task.fields.get("label", "frames")
+        total = int(task.total) if task.total else 0
+        return Text(f"{int(task.completed)}/{total or '?'} {label}", style="progress.download")
+
+
+class ProgressBars:
+    """One rich progress bar per stage, fed by :class:`ProgressEvent` s."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<12}"),
+            BarColumn(),
+            _CountColumn(),
+            _RateColumn(),
+            _EtaColumn(),
+            console=stderr,
+            disable=quiet,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> ProgressBars:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.progress.__exit__(t, e, tb)
+
+    def update(self, event: ProgressEvent) -> None:
+        """Show an event: frames when the stage counts frames, else steps."""
+        counts_frames = event.frames_total > 0 or event.frames_done > 0
+        done = event.frames_done if counts_frames else event.steps_done
+        total = event.frames_total if counts_frames else event.steps_total
+        fields = {
+            "fps": event.fps,
+            "eta": event.eta_seconds,
+            "label": "frames" if counts_frames else "steps",
+            "unit": "fps" if counts_frames else "/s",
+        }
+        task = self.tasks.get(event.stage)
+        if task is None:
+            task = self.progress.add_task(event.stage, total=total or None, **fields)
+            self.tasks[event.stage] = task
+        self.progress.update(task, completed=done, total=total or None, **fields)

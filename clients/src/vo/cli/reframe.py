@@ -1,0 +1,113 @@
+"""``vo reframe``: a landscape video to vertical (or any aspect), centre or subject-tracked."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vo.cli.common import (
+    ProgressBars,
+    Services,
+    UsageError,
+    add_server_option,
+    existing_file,
+    services,
+    stderr,
+    writable_output,
+)
+from vo.client import VideoClient
+from vo.common.v1 import common_pb2
+from vo.events import ProgressEvent
+from vo.video.v1 import video_service_pb2 as pb
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``vo reframe``."""
+    p = subparsers.add_parser(
+        "reframe",
+        help="reframe a video to 9:16 (or any aspect), following the subject",
+        description="Crop and scale a video to a new aspect ratio in one pass.",
+    )
+    p.add_argument("input", help="the landscape video")
+    p.add_argument("-o", "--output", required=True, help="where to write the .mp4")
+    p.add_argument("--aspect", default="9:16", help="target aspect W:H (default 9:16; 4:5, 1:1...)")
+    p.add_argument(
+        "--size",
+        default="",
+        help="output size WIDTHxHEIGHT (default: 1080 on the short side, e.g. 1080x1920)",
+    )
+    p.add_argument("--mode", choices=["smart", "center"], default="smart", help="crop placement")
+    p.add_argument("--preset", default="veryfast", help="libx264 preset (default veryfast)")
+    p.add_argument("--crf", type=int, default=23, help="libx264 quality, 0-51 (default 23)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_server_option(p)
+    p.set_defaults(handler=run)
+
+
+def _size(text: str) -> tuple[int, int]:
+    if not text:
+        return 0, 0
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r} is not WIDTHxHEIGHT, such as 1080x1920") from None
+    return w, h
+
+
+def run_render_call(
+    client: VideoClient, request: pb.ReframeRequest, quiet: bool
+) -> pb.RenderResult:
+    """Stream a reframe with progress bars; return the one result."""
+    result: pb.RenderResult | None = None
+    with ProgressBars(quiet=quiet) as bars:
+        for event in client.reframe_request(request):
+            if isinstance(event, ProgressEvent):
+                bars.update(event)
+            else:
+                result = event
+    if result is None:
+        raise UsageError("the server ended the call without a result")
+    return result
+
+
+def reframe_file(
+    svc: Services, source: Path, output: Path, request: pb.ReframeRequest, quiet: bool
+) -> pb.RenderResult:
+    """Reframe a local file to a local output, uploading and downloading when remote."""
+    with VideoClient.connect(svc.target) as client:
+        if svc.embedded:
+            request.input.CopyFrom(common_pb2.MediaSource(uri=str(source)))
+            request.output_uri = str(output)
+            return run_render_call(client, request, quiet)
+        artifact = client.upload(source)
+        request.input.CopyFrom(common_pb2.MediaSource(upload_sha256=artifact.sha256))
+        result = run_render_call(client, request, quiet)
+        client.download(result.artifact.sha256, output)
+        return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``vo reframe``."""
+    source = existing_file(args.input)
+    output = writable_output(args.output, (".mp4", ".m4v", ".mov"))
+    width, height = _size(args.size)
+    request = pb.ReframeRequest(
+        reframe=pb.ReframeSpec(
+            mode=pb.ReframeSpec.MODE_SMART if args.mode == "smart" else pb.ReframeSpec.MODE_CENTER,
+            aspect=args.aspect,
+            width=width,
+            height=height,
+        ),
+        encoder=pb.EncoderSpec(preset=args.preset, crf=args.crf),
+    )
+    with services(args.server) as svc:
+        result = reframe_file(svc, source, output, request, args.quiet)
+    v = result.info.video
+    seconds = result.elapsed.seconds + result.elapsed.nanos / 1e9
+    stderr.print(
+        f"wrote {output} ({v.width}x{v.height}, {result.frames} frames, "
+        f"{seconds:.1f} s, {result.hardware_path})"
+    )
+    for note in result.notes:
+        stderr.print(f"note: {note}")
+    return 0

@@ -1,0 +1,60 @@
+"""``vo serve``: every service on one port."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vo.cli.common import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``vo serve``."""
+    p = subparsers.add_parser(
+        "serve",
+        help="run every vo service on one port",
+        description="Serve Video, TTS, Subtitle, Script and Pipeline services on one gRPC port, "
+        "with health checking and reflection.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    p.add_argument("--port", type=int, default=4545, help="port to listen on (0 picks one)")
+    p.add_argument(
+        "--data-dir",
+        default="",
+        help="uploads, artifacts and state (default $VO_DATA_DIR or ~/.local/share/vo)",
+    )
+    p.add_argument(
+        "--allow-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder clients may name inputs and outputs in by path (repeatable; default: the data dir)",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handle ``vo serve``."""
+    try:
+        from vo_core.config import ServerSettings
+        from vo_pipeline.mesh import serve_forever
+    except ImportError as exc:
+        raise UsageError(
+            f"the services are not installed here ({exc.name}); install vo[embedded]"
+        ) from None
+    import dataclasses
+
+    settings = ServerSettings.from_env()
+    data_dir = Path(args.data_dir).expanduser().resolve() if args.data_dir else settings.data_dir
+    roots = tuple(Path(p).expanduser().resolve() for p in args.allow_path)
+    settings = dataclasses.replace(
+        settings,
+        host=args.host,
+        port=args.port,
+        data_dir=data_dir,
+        input_roots=roots or settings.input_roots,
+        output_roots=roots or settings.output_roots,
+    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    serve_forever(settings)
+    return 0

@@ -1,0 +1,189 @@
+"""Typed clients for vo.tts.v1.TtsService.
+
+``synthesize`` returns an iterator of :class:`~vo.events.ProgressEvent` (one per sentence)
+and exactly one ``SynthesizeResult`` at the end; every gRPC error becomes
+:class:`~vo.client.errors.VoClientError`.
+
+>>> from vo.client.tts import TtsClient, final_result, words_to_dicts
+>>> with TtsClient.connect("127.0.0.1:4545") as tts:
+...     result = final_result(tts.synthesize("Hello there.", voice="en-us"))
+...     open("speech.wav", "wb").write(result.audio_content)
+...     words = words_to_dicts(result.words)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from vo.client.channel import open_aio_channel, open_channel
+from vo.client.errors import VoClientError
+from vo.common.v1 import common_pb2
+from vo.events import ProgressEvent, duration_to_seconds
+from vo.tts.v1 import tts_service_pb2 as pb
+from vo.tts.v1 import tts_service_pb2_grpc
+
+TtsEvent = ProgressEvent | pb.SynthesizeResult
+
+FORMATS = {
+    "wav": pb.AUDIO_FORMAT_WAV,
+    "flac": pb.AUDIO_FORMAT_FLAC,
+    "aac": pb.AUDIO_FORMAT_AAC,
+    "m4a": pb.AUDIO_FORMAT_AAC,
+    "opus": pb.AUDIO_FORMAT_OPUS,
+    "ogg": pb.AUDIO_FORMAT_OPUS,
+}
+"""Audio formats by name or by file suffix (without the dot)."""
+
+
+def synthesize_request(
+    text: str,
+    *,
+    voice: str = "",
+    engine: str = "",
+    rate: int = 0,
+    pitch: int = 0,
+    audio_format: str = "wav",
+    sample_rate: int = 0,
+) -> pb.SynthesizeRequest:
+    """Build a SynthesizeRequest; zero values take the server's defaults (en-us, 165 wpm)."""
+    fmt = FORMATS.get(audio_format.lower().lstrip("."))
+    if fmt is None:
+        raise ValueError(f"audio format {audio_format!r} is unknown; use wav, flac, aac or opus")
+    return pb.SynthesizeRequest(
+        text=text,
+        voice=voice,
+        engine=engine,
+        rate=rate,
+        pitch=pitch,
+        format=fmt,
+        sample_rate=sample_rate,
+    )
+
+
+def _event(msg: pb.SynthesizeResponse) -> TtsEvent:
+    if msg.WhichOneof("event") == "progress":
+        return ProgressEvent.from_proto(msg.progress)
+    return msg.result
+
+
+def final_result(events: Iterable[TtsEvent]) -> pb.SynthesizeResult:
+    """Drain ``events`` and return the one result at the end."""
+    result: pb.SynthesizeResult | None = None
+    for event in events:
+        if isinstance(event, pb.SynthesizeResult):
+            result = event
+    if result is None:
+        raise VoClientError(grpc.StatusCode.INTERNAL, "the server ended the call without speech")
+    return result
+
+
+def words_to_dicts(words: Sequence[common_pb2.Word]) -> list[dict[str, Any]]:
+    """Timed words as ``{"text", "start", "end"}`` in seconds (rounded to 0.1 ms), for JSON."""
+    return [
+        {
+            "text": w.text,
+            "start": round(duration_to_seconds(w.start_offset), 4),
+            "end": round(duration_to_seconds(w.end_offset), 4),
+        }
+        for w in words
+    ]
+
+
+class TtsClient:
+    """Blocking client for the TtsService."""
+
+    def __init__(self, channel: grpc.Channel, *, timeout: float | None = None) -> None:
+        self._channel = channel
+        self._stub = tts_service_pb2_grpc.TtsServiceStub(channel)
+        self.timeout = timeout
+
+    @classmethod
+    def connect(cls, target: str, *, timeout: float | None = None) -> TtsClient:
+        """A client with its own channel to ``target``."""
+        return cls(open_channel(target), timeout=timeout)
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
+
+    def __enter__(self) -> TtsClient:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def list_voices(self, language: str = "", engine: str = "") -> list[pb.Voice]:
+        """Voices whose language starts with ``language``, of ``engine`` (empty: all)."""
+        try:
+            reply = self._stub.ListVoices(
+                pb.ListVoicesRequest(language=language, engine=engine), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise VoClientError.from_rpc_error(exc) from None
+        return list(reply.voices)
+
+    def synthesize_request(self, request: pb.SynthesizeRequest) -> Iterator[TtsEvent]:
+        """Stream a Synthesize call: progress per sentence, then one result."""
+        try:
+            for msg in self._stub.Synthesize(request, timeout=self.timeout):
+                yield _event(msg)
+        except grpc.RpcError as exc:
+            raise VoClientError.from_rpc_error(exc) from None
+
+    def synthesize(self, text: str, **options: Any) -> Iterator[TtsEvent]:
+        """Speak ``text``; options as :func:`synthesize_request`."""
+        return self.synthesize_request(synthesize_request(text, **options))
+
+
+class AsyncTtsClient:
+    """Asyncio client for the TtsService."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, timeout: float | None = None) -> None:
+        self._channel = channel
+        self._stub = tts_service_pb2_grpc.TtsServiceStub(channel)
+        self.timeout = timeout
+
+    @classmethod
+    def connect(cls, target: str, *, timeout: float | None = None) -> AsyncTtsClient:
+        """A client with its own channel to ``target``."""
+        return cls(open_aio_channel(target), timeout=timeout)
+
+    async def close(self) -> None:
+        """Close the channel."""
+        await self._channel.close(None)
+
+    async def __aenter__(self) -> AsyncTtsClient:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def list_voices(self, language: str = "", engine: str = "") -> list[pb.Voice]:
+        """Voices whose language starts with ``language``, of ``engine`` (empty: all)."""
+        try:
+            reply = await self._stub.ListVoices(
+                pb.ListVoicesRequest(language=language, engine=engine), timeout=self.timeout
+            )
+        except grpc.RpcError as exc:
+            raise VoClientError.from_rpc_error(exc) from None
+        return list(reply.voices)
+
+    async def synthesize_request(self, request: pb.SynthesizeRequest) -> AsyncIterator[TtsEvent]:
+        """Stream a Synthesize call: progress per sentence, then one result."""
+        try:
+            async for msg in self._stub.Synthesize(request, timeout=self.timeout):
+                yield _event(msg)
+        except grpc.RpcError as exc:
+            raise VoClientError.from_rpc_error(exc) from None
+
+    def synthesize(self, text: str, **options: Any) -> AsyncIterator[TtsEvent]:
+        """Speak ``text``; options as :func:`synthesize_request`."""
+        return self.synthesize_request(synthesize_request(text, **options))

@@ -1,0 +1,486 @@
+"""The one-pass renderer: demux → decode → crop/scale (a filter graph) → encode → mux.
+
+Nothing holds more than a frame or two of video in memory. Output is constant frame rate: each
+output frame takes the source frame nearest its source time (which drops or repeats frames for
+variable-frame-rate input), and audio is resampled, re-timed by sample count and trimmed or
+padded so it ends with the video.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import av
+import numpy as np
+from vo.video.v1 import video_service_pb2 as pb
+from vo_core.media import probe
+from vo_core.progress import ProgressEvent, ProgressMeter, seconds_to_duration
+from vo_core.storage import ArtifactStore, atomic_output
+from vo_core.threads import CancelToken
+
+from vo_video.framing import CropGeometry, CropPath, Sample, analyse, smart_path
+from vo_video.hardware import EncoderChoice, choose_encoder
+from vo_video.spec import RenderJob, even
+
+AUDIO_RATE = 48_000
+ANALYSIS_SHARE = 0.15  # share of the overall fraction given to smart framing's analysis pass
+
+
+@dataclass
+class RenderOutcome:
+    """What the engine produced; :meth:`finish` stores it and builds the wire result."""
+
+    path: Path
+    frames: int
+    elapsed: float
+    hardware_path: str
+    notes: list[str] = field(default_factory=list)
+
+    def finish(self, job: RenderJob, store: ArtifactStore) -> pb.RenderResult:
+        """Store the output as an artifact, copy it to the requested path, probe it."""
+        artifact = store.put_file(self.path, media_type="video/mp4", move=True)
+        result = pb.RenderResult(
+            artifact=artifact.to_proto(),
+            frames=self.frames,
+            hardware_path=self.hardware_path,
+            notes=self.notes,
+        )
+        result.elapsed.CopyFrom(seconds_to_duration(self.elapsed))
+        if job.output is not None:
+            with (
+                atomic_output(job.output) as tmp,
+                artifact.path.open("rb") as src,
+                tmp.open("wb") as dst,
+            ):
+                while block := src.read(1 << 20):
+                    dst.write(block)
+            result.output_uri = str(job.output)
+        result.info.CopyFrom(probe(artifact.path).to_proto())
+        return result
+
+
+def _frame_rate(job: RenderJob) -> Fraction:
+    """The output frame rate as a fraction (29.97 becomes 30000/1001)."""
+    assert job.info.video is not None
+    rate = job.encoder.frame_rate or job.info.video.frame_rate or 30.0
+    return Fraction(rate).limit_denominator(1001)
+
+
+def _rotation_filters(rotation: int) -> list[tuple[str, str]]:
+    # Decoders return pictures as stored; players (and the ffmpeg CLI) apply the display matrix.
+    return {
+        90: [("transpose", "clock")],
+        180: [("hflip", ""), ("vflip", "")],
+        270: [("transpose", "cclock")],
+    }.get(rotation, [])
+
+
+class FrameTransform:
+    """Rotation, crop and scale of each decoded frame, in one FFmpeg filter graph.
+
+    The graph is built from the first frame (its real size and pixel format). A moving crop
+    window is updated per frame with the crop filter's ``x``/``y`` commands, so smart framing
+    costs the same per frame as a centre crop.
+    """
+
+    def __init__(
+        self, rotation: int, crop: CropPath | None, out_size: tuple[int, int], letterbox: bool
+    ) -> None:
+        self.rotation = rotation
+        self.crop = crop
+        self.out_w, self.out_h = out_size
+        self.letterbox = letterbox
+        self.graph: Any = None
+        self.crop_filter: Any = None
+        self._last_xy: tuple[int, int] | None = None
+
+    def _build(self, frame: av.VideoFrame, time_base: Fraction) -> None:
+        g = av.filter.Graph()
+        nodes = [
+            g.add_buffer(
+                width=frame.width,
+                height=frame.height,
+                format=frame.format,
+                time_base=time_base,
+            )
+        ]
+        for name, args in _rotation_filters(self.rotation):
+            nodes.append(g.add(name, args))
+        if self.crop is not None:
+            geo = self.crop.geometry
+            x, y = self.crop.at(0.0)
+            self.crop_filter = g.add(
+                "crop", f"w={geo.crop_width}:h={geo.crop_height}:x={x}:y={y}:exact=1"
+            )
+            self._last_xy = (x, y)
+            nodes.append(self.crop_filter)
+        if self.letterbox:
+            nodes.append(
+                g.add("scale", f"{self.out_w}:{self.out_h}:force_original_aspect_ratio=decrease")
+            )
+            nodes.append(g.add("pad", f"{self.out_w}:{self.out_h}:(ow-iw)/2:(oh-ih)/2"))
+        else:
+            nodes.append(g.add("scale", f"{self.out_w}:{self.out_h}"))
+        nodes.append(g.add("format", "yuv420p"))
+        nodes.append(g.add("buffersink"))
+        for a, b in itertools.pairwise(nodes):
+            a.link_to(b)
+        g.configure()
+        self.graph = g
+
+    def __call__(self, frame: av.VideoFrame, source_time: float) -> av.VideoFrame:
+        """The transformed frame for a source frame shown at ``source_time``."""
+        if self.graph is None:
+            self._build(frame, frame.time_base or Fraction(1, 90000))
+        if self.crop_filter is not None and not self.crop.is_static:  # type: ignore[union-attr]
+            xy = self.crop.at(source_time)  # type: ignore[union-attr]
+            if xy != self._last_xy:
+                self.crop_filter.process_command("x", str(xy[0]))
+                self.crop_filter.process_command("y", str(xy[1]))
+                self._last_xy = xy
+        self.graph.vpush(frame)
+        return self.graph.vpull()
+
+
+class AudioTrack:
+    """Resamples input audio to 48 kHz stereo and keeps it aligned to the video's clock.
+
+    Samples are placed by their timestamps (gaps become silence, overlaps are dropped) into a
+    short buffer that is encoded only up to the video written so far, so the audio can be cut
+    exactly where the video ends without knowing that end in advance.
+    """
+
+    def __init__(self, stream: Any, bitrate: int) -> None:
+        self.stream = stream
+        self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+        self.written = 0  # samples encoded
+        self.buffer: list[np.ndarray] = []
+        self.buffered = 0  # samples waiting in buffer
+        stream.bit_rate = bitrate
+
+    def _encode(self, samples: np.ndarray, container: Any) -> None:
+        if samples.shape[1] == 0:
+            return
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(samples), format="fltp", layout="stereo"
+        )
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self.written
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        self.written += samples.shape[1]
+        for packet in self.stream.encode(frame):
+            container.mux(packet)
+
+    def _append(self, data: np.ndarray, pos: int) -> None:
+        head = self.written + self.buffered
+        if pos > head:  # a gap in the input audio: fill it with silence
+            self.buffer.append(np.zeros((2, pos - head), np.float32))
+            self.buffered += pos - head
+        elif pos < head:  # overlap, or audio before the first video frame: drop it
+            data = data[:, head - pos :]
+        if data.shape[1]:
+            self.buffer.append(data)
+            self.buffered += data.shape[1]
+
+    def push(self, frame: av.AudioFrame | None, start: float) -> None:
+        """Add a decoded frame whose first sample plays at ``start`` s of output time."""
+        for out in self.resampler.resample(frame):
+            data = out.to_ndarray()
+            self._append(data, round(start * AUDIO_RATE))
+            start += data.shape[1] / AUDIO_RATE
+
+    def preload(self, samples: np.ndarray) -> None:
+        """Use a finished soundtrack (2, n) at 48 kHz instead of decoded input audio."""
+        self.buffer = [np.ascontiguousarray(samples, dtype=np.float32)]
+        self.buffered = samples.shape[1]
+
+    def drain(self, until: float, container: Any) -> None:
+        """Encode buffered audio up to ``until`` s of output time."""
+        n = min(self.buffered, round(until * AUDIO_RATE) - self.written)
+        if n <= 0:
+            return
+        joined = np.concatenate(self.buffer, axis=1) if len(self.buffer) > 1 else self.buffer[0]
+        self._encode(joined[:, :n], container)
+        rest = joined[:, n:]
+        self.buffer = [rest] if rest.shape[1] else []
+        self.buffered = rest.shape[1]
+
+    def close(self, end: float, container: Any) -> None:
+        """Cut or pad to exactly ``end`` s, then flush the encoder exactly once."""
+        self.drain(end, container)
+        missing = round(end * AUDIO_RATE) - self.written
+        if missing > 0:
+            self._encode(np.zeros((2, missing), np.float32), container)
+        for packet in self.stream.encode(None):
+            container.mux(packet)
+
+
+def output_size(job: RenderJob) -> tuple[tuple[int, int], CropGeometry | None, bool]:
+    """(output size, crop geometry or None, letterbox?) for the job."""
+    assert job.info.video is not None
+    dw, dh = job.info.video.display_size
+    r = job.reframe
+    if r is None:
+        return (even(dw), even(dh)), None, False
+    if r.mode == "none":
+        return (r.width, r.height), None, True
+    return (r.width, r.height), CropGeometry.for_aspect(dw, dh, r.aspect), False
+
+
+def render(
+    job: RenderJob, out_path: Path, token: CancelToken
+) -> Iterator[ProgressEvent | RenderOutcome]:
+    """Render ``job`` into ``out_path``: progress events, then one :class:`RenderOutcome`.
+
+    On any failure (or cancellation) the partial output is removed before the error propagates.
+    """
+    try:
+        yield from _render(job, out_path, token)
+    except BaseException:
+        out_path.unlink(missing_ok=True)
+        raise
+
+
+class Timeline(Protocol):
+    """Maps output time to source time and back (a speed ramp; identity by default)."""
+
+    def source_time(self, output_t: float) -> float:
+        """The source time shown at output time ``output_t``."""
+        ...
+
+    def output_time(self, source_t: float) -> float:
+        """The output time at which source time ``source_t`` is shown."""
+        ...
+
+
+class IdentityTimeline:
+    """Speed 1 everywhere."""
+
+    def source_time(self, output_t: float) -> float:
+        """Same time."""
+        return output_t
+
+    def output_time(self, source_t: float) -> float:
+        """Same time."""
+        return source_t
+
+
+Overlay = Callable[[av.VideoFrame, float], None]
+"""Draws onto an output frame in place at an output time (captions)."""
+
+
+@dataclass
+class RenderPlan:
+    """Everything the encode pass needs beyond the job itself."""
+
+    fps: Fraction
+    size: tuple[int, int]
+    encoder: EncoderChoice
+    transform: FrameTransform
+    timeline: Timeline = field(default_factory=IdentityTimeline)
+    overlay: Overlay | None = None
+    soundtrack: np.ndarray | None = None  # (2, n) float32 at 48 kHz replacing the input audio
+
+
+def _copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
+    """A deep copy of a yuv420p frame (reformat to the same format returns the same frame)."""
+    copy = av.VideoFrame(frame.width, frame.height, "yuv420p")
+    for src, dst in zip(frame.planes, copy.planes, strict=True):
+        dst.update(bytes(src))
+    return copy
+
+
+class EncodePass:
+    """Decode every frame, place it on the constant-rate output clock, transform, encode.
+
+    Output slot k (at output time k/fps) takes the source frame nearest to the slot's source
+    time, so frames are dropped or repeated as the timeline and the input's timing require.
+    The last decoded frame is held until the next arrives, because its share of slots depends
+    on when the next one is shown.
+    """
+
+    def __init__(
+        self,
+        job: RenderJob,
+        out_path: Path,
+        plan: RenderPlan,
+        token: CancelToken,
+        meter: ProgressMeter,
+    ) -> None:
+        self.job = job
+        self.out_path = out_path
+        self.plan = plan
+        self.token = token
+        self.meter = meter
+        self.period = 1 / float(plan.fps)
+        self.next_out = 0
+
+    def run(self) -> Iterator[ProgressEvent]:
+        """Do the pass, yielding progress; ``self.next_out`` is the frame count afterwards."""
+        job, plan = self.job, self.plan
+        with (
+            av.open(str(job.input), metadata_errors="ignore") as src,
+            av.open(
+                str(self.out_path), "w", format="mp4", options={"movflags": "+faststart"}
+            ) as dst,
+        ):
+            vin = src.streams.video[0]
+            vin.thread_type = "AUTO"  # frame threads, as the ffmpeg CLI uses: ~20% faster here
+            ain = src.streams.audio[0] if src.streams.audio else None
+            vout = cast(Any, dst.add_stream(plan.encoder.codec, rate=plan.fps))
+            vout.width, vout.height = plan.size
+            vout.pix_fmt = "yuv420p"
+            vout.options = dict(plan.encoder.options)
+            vout.thread_type = "AUTO"
+            vout.codec_context.time_base = Fraction(1) / plan.fps
+            audio: AudioTrack | None = None
+            if ain is not None or plan.soundtrack is not None:
+                audio = AudioTrack(
+                    dst.add_stream("aac", rate=AUDIO_RATE, layout="stereo"),
+                    job.encoder.audio_bitrate,
+                )
+                if plan.soundtrack is not None:
+                    audio.preload(plan.soundtrack)
+                    ain = None  # the soundtrack replaces the input's audio
+            yield from self._frames(src, dst, vin, ain, vout, audio)
+            for packet in vout.encode(None):  # flush the encoder exactly once, or frames are lost
+                dst.mux(packet)
+            if audio is not None:
+                audio.close(self.next_out * self.period, dst)
+
+    def _frames(
+        self, src: Any, dst: Any, vin: Any, ain: Any, vout: Any, audio: AudioTrack | None
+    ) -> Iterator[ProgressEvent]:
+        origin: float | None = None  # source time of the first video frame = time 0
+        pending_audio: list[av.AudioFrame] = []  # audio decoded before the first video frame
+        held: tuple[av.VideoFrame, float] | None = None
+        video_end = 0.0
+        video_info = self.job.info.video
+        fallback_period = 1 / ((video_info.frame_rate if video_info else 0.0) or 30.0)
+        streams = [s for s in (vin, ain) if s is not None]
+        for packet in src.demux(*streams):
+            self.token.check()
+            for frame in packet.decode():
+                if isinstance(frame, av.AudioFrame):
+                    if frame.time is None or audio is None:
+                        continue
+                    if origin is None:
+                        pending_audio.append(frame)
+                    else:
+                        audio.push(frame, frame.time - origin)
+                    continue
+                if not isinstance(frame, av.VideoFrame) or frame.time is None:
+                    continue
+                if origin is None:
+                    origin = frame.time
+                    for early in pending_audio:
+                        if audio is not None and early.time is not None:
+                            audio.push(early, early.time - origin)
+                    pending_audio.clear()
+                t = frame.time - origin
+                shown = (
+                    float(frame.duration * frame.time_base)
+                    if frame.duration and frame.time_base
+                    else fallback_period
+                )
+                video_end = max(video_end, t + shown)
+                if held is not None:
+                    # Slots nearer the held frame than this one belong to the held frame.
+                    yield from self._emit(held[0], held[1], (held[1] + t) / 2, vout, dst, audio)
+                held = (frame, t)
+        if held is None:
+            raise ValueError(f"{self.job.input}: no video frame could be decoded")
+        end_output = self.plan.timeline.output_time(video_end)
+        yield from self._emit(held[0], held[1], None, vout, dst, audio, end_output=end_output)
+
+    def _emit(
+        self,
+        frame: av.VideoFrame,
+        src_time: float,
+        until_source: float | None,
+        vout: Any,
+        dst: Any,
+        audio: AudioTrack | None,
+        end_output: float = 0.0,
+    ) -> Iterator[ProgressEvent]:
+        """Encode ``frame`` into every output slot it owns (before ``until_source`` or the end)."""
+        timeline = self.plan.timeline
+        copies = 0
+        while True:
+            slot_time = (self.next_out + copies) * self.period
+            if until_source is not None:
+                if timeline.source_time(slot_time) >= until_source - 1e-9:
+                    break
+            elif slot_time >= end_output - 1e-9:
+                break
+            copies += 1
+        if not copies:
+            return
+        picture = self.plan.transform(frame, src_time)
+        overlay = self.plan.overlay
+        # Overlays draw in place; a repeated frame needs a clean copy for each slot.
+        pristine = _copy_frame(picture) if overlay is not None and copies > 1 else None
+        for i in range(copies):
+            self.token.check()
+            out = picture if i == 0 or pristine is None else _copy_frame(pristine)
+            if overlay is not None:
+                overlay(out, self.next_out * self.period)
+            out.pts = self.next_out
+            out.time_base = Fraction(1) / self.plan.fps
+            for packet in vout.encode(out):
+                dst.mux(packet)
+            self.next_out += 1
+            if event := self.meter.advance(1):
+                yield event
+        if audio is not None:
+            audio.drain(self.next_out * self.period, dst)
+
+
+def _render(
+    job: RenderJob, out_path: Path, token: CancelToken
+) -> Iterator[ProgressEvent | RenderOutcome]:
+    started = time.monotonic()
+    video = job.info.video
+    assert video is not None
+    fps = _frame_rate(job)
+    size, geometry, letterbox = output_size(job)
+    crop: CropPath | None = None
+    span_start = 0.0
+    if geometry is not None:
+        crop = CropPath.centered(geometry)
+        if job.reframe is not None and job.reframe.mode == "smart":
+            span_start = ANALYSIS_SHARE
+            meter = ProgressMeter("analyse", video.frames or 1, fraction_span=(0.0, span_start))
+            samples: list[Sample] = []
+            for item in analyse(job.input, job.info, token, meter):
+                if isinstance(item, ProgressEvent):
+                    yield item
+                else:
+                    samples = item
+            crop = smart_path(geometry, samples)
+    encoder = choose_encoder(job.encoder.hardware, job.encoder.preset, job.encoder.crf)
+    plan = RenderPlan(
+        fps=fps,
+        size=size,
+        encoder=encoder,
+        transform=FrameTransform(video.rotation, crop, size, letterbox),
+    )
+    expected = max(1, round(plan.timeline.output_time(job.info.duration) * float(fps)))
+    meter = ProgressMeter("render", expected, fraction_span=(span_start, 1.0))
+    yield meter.event("starting render")
+    encode = EncodePass(job, out_path, plan, token, meter)
+    yield from encode.run()
+    yield meter.finish(f"encoded {encode.next_out} frames")
+    yield RenderOutcome(
+        path=out_path,
+        frames=encode.next_out,
+        elapsed=time.monotonic() - started,
+        hardware_path=encoder.path,
+        notes=list(encoder.notes),
+    )

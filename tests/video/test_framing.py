@@ -1,0 +1,67 @@
+"""The smart camera path: holds still, never jitters, follows, cuts at scene changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from vo_video.framing import CropGeometry, CropPath, Sample, find_subject, smart_path
+
+GEO = CropGeometry.for_aspect(1920, 1080, (9, 16))
+
+
+def _samples(xs: list[float], cuts: set[int] = frozenset()) -> list[Sample]:  # type: ignore[assignment]
+    return [Sample(i / 6, (x, 540.0), "motion", i in cuts) for i, x in enumerate(xs)]
+
+
+def test_geometry_is_even_and_fits() -> None:
+    assert (GEO.crop_width, GEO.crop_height) == (606, 1080)
+    g = CropGeometry.for_aspect(1280, 720, (4, 5))
+    assert g.crop_height == 720 and g.crop_width == 576
+    g = CropGeometry.for_aspect(720, 1280, (16, 9))  # portrait source to landscape: full width
+    assert g.crop_width == 720 and g.crop_height == 404
+
+
+def test_holds_still_when_the_subject_wobbles_inside_the_dead_zone() -> None:
+    rng = np.random.default_rng(1)
+    xs = list(960 + rng.normal(0, 25, 120))  # detections jitter by ±25 px around a still subject
+    path = smart_path(GEO, _samples(xs))
+    lefts = [path.at(t)[0] for t in np.arange(0, 20, 1 / 30)]
+    assert max(lefts) - min(lefts) <= 4, "the camera must hold still"
+
+
+def test_follows_a_moving_subject_smoothly_and_keeps_it_in_view() -> None:
+    xs = [300 + 1300 * (i / 60) for i in range(61)]  # 10 s walk across the frame
+    path = smart_path(GEO, _samples(xs))
+    times = np.arange(0, 10, 1 / 30)
+    lefts = np.array([path.at(t)[0] for t in times], dtype=float)
+    subject = np.interp(times, [i / 6 for i in range(61)], xs)
+    assert np.all((subject > lefts) & (subject < lefts + GEO.crop_width)), "subject left the window"
+    # No jitter: per-frame moves small and the acceleration tiny.
+    assert np.abs(np.diff(lefts)).max() <= 14
+    assert np.abs(np.diff(lefts, 2)).max() <= 4
+
+
+def test_cuts_at_scene_changes_instead_of_panning() -> None:
+    xs = [400.0] * 30 + [1500.0] * 30
+    path = smart_path(GEO, _samples(xs, cuts={30}))
+    before, after = path.at(30 / 6 - 0.05)[0], path.at(30 / 6 + 0.01)[0]
+    assert before + GEO.crop_width / 2 == pytest.approx(400, abs=4)
+    assert after + GEO.crop_width / 2 == pytest.approx(1500, abs=4) or after == GEO.max_x
+
+
+def test_centre_path_is_static_and_centred() -> None:
+    path = CropPath.centered(GEO)
+    assert path.is_static and path.at(3.0) == (656, 0)  # even, for yuv420p chroma
+
+
+def test_finds_a_bright_subject_by_saliency_and_motion() -> None:
+    frame = np.full((180, 320), 60, np.uint8)
+    frame[80:100, 240:260] = 230
+    (x, y), source = find_subject(frame, None)
+    assert source == "saliency" and abs(x - 250) < 8 and abs(y - 90) < 8
+    moved = np.full((180, 320), 60, np.uint8)
+    moved[80:100, 40:60] = 230
+    import cv2
+
+    (x, _), source = find_subject(moved, cv2.GaussianBlur(frame, (5, 5), 0))
+    assert source == "motion" and x < 160
