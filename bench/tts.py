@@ -151,12 +151,12 @@ def main() -> None:
 
     for concurrency in (1, 4):
         for workers in (0, 2):
-            wall, rate = throughput(workers, args.requests, concurrency, PROSE)
+            wall, speech_rate = throughput(workers, args.requests, concurrency, PROSE)
             mode = "lock, in-process" if workers == 0 else f"{workers} worker processes"
             rows.append(
                 (
                     f"{args.requests} requests x {len(PROSE):,} chars, {concurrency} at a time, {mode}",
-                    f"{wall:.2f} s, {rate:,.0f} s speech/s",
+                    f"{wall:.2f} s, {speech_rate:,.0f} s speech/s",
                     "",
                 )
             )

@@ -5,20 +5,12 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cliutil import VO, vo
 from mediacheck import decode
-
-VO = str(Path(sys.executable).parent / "vo")
-
-
-def vo(
-    *args: str, cwd: Path | None = None, timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([VO, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def test_reframe_in_process(landscape_clip, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import io
 import time
 import wave
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -22,8 +23,9 @@ PROSE = (
 
 
 async def synthesize(
-    stub: tts_service_pb2_grpc.TtsServiceStub, **fields: object
+    stub: Any, **fields: Any
 ) -> tuple[list[pb.SynthesizeResponse], pb.SynthesizeResult]:
+    # Any: grpc-stubs types the stub as synchronous even on an aio channel.
     responses = [r async for r in stub.Synthesize(pb.SynthesizeRequest(**fields))]
     assert responses[-1].WhichOneof("event") == "result"
     assert all(r.WhichOneof("event") == "progress" for r in responses[:-1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from vo.tts.v1 import tts_service_pb2_grpc
@@ -22,10 +23,10 @@ class TtsServer:
     address: str
 
 
-def tts_settings(tmp_path: Path, **overrides: object) -> Settings:
+def tts_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Settings with every folder under ``tmp_path``."""
     server = ServerSettings(host="127.0.0.1", port=0, data_dir=tmp_path)
-    return Settings(server=server, **overrides)  # type: ignore[arg-type]
+    return Settings(server=server, **overrides)
 
 
 async def start(settings: Settings) -> tuple[grpc.aio.Server, int]:

@@ -132,7 +132,8 @@ def test_the_original_ducks_while_the_voice_speaks() -> None:
 def test_ducking_ramps_instead_of_cutting() -> None:
     _, voice, _ = _program()
     spec = MixSpec(duck_db=12.0, attack=0.05, release=0.4)
-    gain_db = 20 * np.log10(duck_envelope(np.stack([voice[0]] * 2), SR, spec))
+    padded = np.pad(voice[0], (0, 5 * SR))  # 5 s of silence after the voice, to release in
+    gain_db = 20 * np.log10(duck_envelope(np.stack([padded] * 2), SR, spec))
     # Fully ducked by the time the voice starts (the duck looks ahead by the attack)...
     assert gain_db[5 * SR] == pytest.approx(-12.0, abs=0.3)
     # ...over a ramp of about 50 ms before it (no hard cut), untouched 150 ms before.
@@ -223,7 +224,9 @@ def _write_mp4(path: Path, with_audio: bool) -> None:
         video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
         audio = out.add_stream("aac", rate=44100, layout="stereo") if with_audio else None
         for i in range(25):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 8, np.uint8), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(
+                np.full((64, 64, 3), i * 8, np.uint8), format="rgb24"
+            )
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
         if audio is not None:

@@ -35,7 +35,9 @@ def test_from_proto_defaults_and_explicit_zero_ease() -> None:
     msg = pb.SpeedRamp(
         points=[
             pb.SpeedPoint(source_offset=duration_pb2.Duration(seconds=0), speed=1),
-            pb.SpeedPoint(source_offset=duration_pb2.Duration(seconds=2, nanos=500_000_000), speed=0.5),
+            pb.SpeedPoint(
+                source_offset=duration_pb2.Duration(seconds=2, nanos=500_000_000), speed=0.5
+            ),
         ],
         blend_frames=True,
     )
@@ -49,8 +51,14 @@ def test_from_proto_defaults_and_explicit_zero_ease() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("0:1,10:0.5,10:2,9:1", "ramp.points[2].source_offset 10.0 s is not after ramp.points[1] at 10.0 s"),
-        ("0:1,10:2,9:1", "ramp.points[2].source_offset 9.0 s is not after ramp.points[1] at 10.0 s"),
+        (
+            "0:1,10:0.5,10:2,9:1",
+            "ramp.points[2].source_offset 10.0 s is not after ramp.points[1] at 10.0 s",
+        ),
+        (
+            "0:1,10:2,9:1",
+            "ramp.points[2].source_offset 9.0 s is not after ramp.points[1] at 10.0 s",
+        ),
         ("0:1,5:5", "ramp.points[1].speed 5 is outside 0.25-4"),
         ("0:0.2", "ramp.points[0].speed 0.2 is outside 0.25-4"),
         ("0:1,-1:2", "must be 0 or more"),
@@ -71,7 +79,10 @@ def test_point_past_the_end_of_the_video() -> None:
     curve.validate(45.0)
     with pytest.raises(InvalidInput) as err:
         curve.validate(30.0)
-    assert str(err.value) == "ramp.points[3].source_offset 40.0 s is past the end of the video (30.0 s)"
+    assert (
+        str(err.value)
+        == "ramp.points[3].source_offset 40.0 s is past the end of the video (30.0 s)"
+    )
 
 
 # --- the time map --------------------------------------------------------------------

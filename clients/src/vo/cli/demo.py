@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from vo.cli.common import UsageError, services, stderr
-from vo.cli.reframe import reframe_file
+from vo.cli.reframe import render_file
 from vo.video.v1 import video_service_pb2 as pb
 
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         reframe=pb.ReframeSpec(mode=pb.ReframeSpec.MODE_SMART, aspect="9:16")
     )
     with services(args.server) as svc:
-        result = reframe_file(svc, sample, output, request, args.quiet)
+        result = render_file(svc, sample, output, request, args.quiet)
     v = result.info.video
     stderr.print(
         f"reframed to {v.width}x{v.height}, {result.frames} frames ({result.hardware_path})"

@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vo.cli import demo, reframe, script, serve
+from vo.cli import demo, effects, reframe, script, serve, subtitles, tts
 from vo.cli.common import UsageError, stderr
 from vo.client.errors import VoClientError
 
-COMMANDS = [reframe, script, serve, demo]
+COMMANDS = [reframe, effects, script, tts, subtitles, serve, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,13 +54,18 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def run_render_call(
-    client: VideoClient, request: pb.ReframeRequest, quiet: bool
+def _stream(
+    client: VideoClient, request: pb.ReframeRequest | pb.RenderRequest, quiet: bool
 ) -> pb.RenderResult:
-    """Stream a reframe with progress bars; return the one result."""
+    """Stream a reframe or render with progress bars; return the one result."""
     result: pb.RenderResult | None = None
+    calls = (
+        client.reframe_request(request)
+        if isinstance(request, pb.ReframeRequest)
+        else client.render(request)
+    )
     with ProgressBars(quiet=quiet) as bars:
-        for event in client.reframe_request(request):
+        for event in calls:
             if isinstance(event, ProgressEvent):
                 bars.update(event)
             else:
@@ -70,20 +75,56 @@ def run_render_call(
     return result
 
 
-def reframe_file(
-    svc: Services, source: Path, output: Path, request: pb.ReframeRequest, quiet: bool
+def source_for(svc: Services, client: VideoClient, path: Path) -> common_pb2.MediaSource:
+    """Name a local file to the services: by path in-process, by upload to a server."""
+    if svc.embedded:
+        return common_pb2.MediaSource(uri=str(path))
+    return common_pb2.MediaSource(upload_sha256=client.upload(path).sha256)
+
+
+def render_file(
+    svc: Services,
+    source: Path,
+    output: Path,
+    request: pb.ReframeRequest | pb.RenderRequest,
+    quiet: bool,
+    extra_files: dict[str, Path] | None = None,
 ) -> pb.RenderResult:
-    """Reframe a local file to a local output, uploading and downloading when remote."""
+    """Render a local file to a local output; uploads and downloads when the server is remote.
+
+    ``extra_files`` maps a field path of ``request`` (such as ``"spec.audio.voice"``) to a local
+    file that must be named the same way as the input.
+    """
     with VideoClient.connect(svc.target) as client:
+        request.input.CopyFrom(source_for(svc, client, source))
+        for field_path, path in (extra_files or {}).items():
+            target: object = request
+            for name in field_path.split("."):
+                target = getattr(target, name)
+            target.CopyFrom(source_for(svc, client, path))  # type: ignore[attr-defined]
         if svc.embedded:
-            request.input.CopyFrom(common_pb2.MediaSource(uri=str(source)))
             request.output_uri = str(output)
-            return run_render_call(client, request, quiet)
-        artifact = client.upload(source)
-        request.input.CopyFrom(common_pb2.MediaSource(upload_sha256=artifact.sha256))
-        result = run_render_call(client, request, quiet)
+            return _stream(client, request, quiet)
+        result = _stream(client, request, quiet)
         client.download(result.artifact.sha256, output)
         return result
+
+
+def report(output: Path, result: pb.RenderResult) -> None:
+    """One summary line, plus any notes (such as a hardware fallback)."""
+    v = result.info.video
+    seconds = result.elapsed.seconds + result.elapsed.nanos / 1e9
+    loudness = (
+        f", {result.loudness_lufs:.1f} LUFS, {result.true_peak_dbtp:.1f} dBTP"
+        if result.loudness_lufs or result.true_peak_dbtp
+        else ""
+    )
+    stderr.print(
+        f"wrote {output} ({v.width}x{v.height}, {result.frames} frames, "
+        f"{seconds:.1f} s, {result.hardware_path}{loudness})"
+    )
+    for note in result.notes:
+        stderr.print(f"note: {note}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,13 +142,6 @@ def run(args: argparse.Namespace) -> int:
         encoder=pb.EncoderSpec(preset=args.preset, crf=args.crf),
     )
     with services(args.server) as svc:
-        result = reframe_file(svc, source, output, request, args.quiet)
-    v = result.info.video
-    seconds = result.elapsed.seconds + result.elapsed.nanos / 1e9
-    stderr.print(
-        f"wrote {output} ({v.width}x{v.height}, {result.frames} frames, "
-        f"{seconds:.1f} s, {result.hardware_path})"
-    )
-    for note in result.notes:
-        stderr.print(f"note: {note}")
+        result = render_file(svc, source, output, request, args.quiet)
+    report(output, result)
     return 0

@@ -72,6 +72,9 @@ class ProgressMeter:
         self._last_emit_time = now
         self._last_emit_done = self.done
         self._window.append((now, self.done))
+        # Estimates of the total (from container durations) can be a frame short: never show
+        # more done than total.
+        self.total = max(self.total, self.done)
         t0, d0 = self._window[0]
         rate = (self.done - d0) / (now - t0) if now > t0 else 0.0
         local = min(1.0, self.done / self.total) if self.total else 0.0

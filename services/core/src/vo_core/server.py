@@ -37,15 +37,18 @@ def create_server(extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ())
     )
 
 
-def add_standard_services(
-    server: grpc.aio.Server, service_names: Iterable[str]
-) -> HealthServicer:
+def add_standard_services(server: grpc.aio.Server, service_names: Iterable[str]) -> HealthServicer:
     """Add grpc.health.v1.Health (every service SERVING) and server reflection."""
     names = list(service_names)
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name['Health'].full_name, reflection.SERVICE_NAME], server
+        [
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
     )
     return health_servicer
 

@@ -18,10 +18,12 @@ from types import TracebackType
 import grpc
 import vo_script.config
 import vo_script.server
+import vo_subtitle.config
+import vo_subtitle.server
+import vo_tts.config
+import vo_tts.server
 import vo_video.config
 import vo_video.server
-from vo.subtitle.v1 import subtitle_service_pb2, subtitle_service_pb2_grpc
-from vo.tts.v1 import tts_service_pb2, tts_service_pb2_grpc
 from vo_core.config import ServerSettings
 from vo_core.logs import configure_logging
 from vo_core.server import (
@@ -31,29 +33,9 @@ from vo_core.server import (
     mark_serving,
     serve_until_signalled,
 )
-from vo_core.unimplemented import unimplemented_servicer
 
 import vo_pipeline.config
 import vo_pipeline.server
-
-
-def _register_pending(server: grpc.aio.Server) -> list[str]:
-    """Services of the contract whose implementation has not landed yet."""
-    pending = [
-        (tts_service_pb2, tts_service_pb2_grpc, "TtsService", "speech synthesis"),
-        (subtitle_service_pb2, subtitle_service_pb2_grpc, "SubtitleService", "cues and subtitles"),
-    ]
-    names = []
-    for module, grpc_module, short, what in pending:
-        name = module.DESCRIPTOR.services_by_name[short].full_name
-        servicer = unimplemented_servicer(
-            getattr(grpc_module, f"{short}Servicer"),
-            name,
-            f"{what} is built by the issue 'Speech and text services'",
-        )
-        getattr(grpc_module, f"add_{short}Servicer_to_server")(servicer, server)
-        names.append(name)
-    return names
 
 
 def register_all(server: grpc.aio.Server, shared: ServerSettings) -> list[str]:
@@ -63,7 +45,10 @@ def register_all(server: grpc.aio.Server, shared: ServerSettings) -> list[str]:
     script = dataclasses.replace(vo_script.config.Settings.from_env(), server=shared)
     names = [vo_video.server.register(server, video)]
     names.append(vo_script.server.register(server, script))
-    names += _register_pending(server)
+    tts = dataclasses.replace(vo_tts.config.Settings.from_env(), server=shared)
+    names.append(vo_tts.server.register(server, tts))
+    subtitle = dataclasses.replace(vo_subtitle.config.Settings.from_env(), server=shared)
+    names.append(vo_subtitle.server.register(server, subtitle))
     names.append(vo_pipeline.server.register(server, pipeline))
     return names
 

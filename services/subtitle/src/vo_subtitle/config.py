@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from vo_core.config import ServerSettings, env_int
 
+
 @dataclass(frozen=True)
 class Settings:
     """Settings of the subtitle service."""

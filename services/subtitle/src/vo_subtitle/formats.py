@@ -33,7 +33,13 @@ class SubtitleFormat(Enum):
     def from_extension(cls, name: str) -> SubtitleFormat:
         """The format of a file name such as ``out.vtt``; InvalidInput for anything else."""
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        aliases = {"srt": cls.SRT, "vtt": cls.VTT, "webvtt": cls.VTT, "ass": cls.ASS, "ssa": cls.ASS}
+        aliases = {
+            "srt": cls.SRT,
+            "vtt": cls.VTT,
+            "webvtt": cls.VTT,
+            "ass": cls.ASS,
+            "ssa": cls.ASS,
+        }
         if ext not in aliases:
             raise InvalidInput(
                 f"cannot tell the subtitle format of {name!r}; end the name in .srt, .vtt or .ass"
@@ -356,7 +362,9 @@ def read_ass(content: str) -> list[Cue]:
         start = _parse_time(row["start"], _ASS_TIME, k)
         end = _parse_time(row["end"], _ASS_TIME, k)
         if end < start:
-            raise _bad(k, f"cue ends ({row['end'].strip()}) before it starts ({row['start'].strip()})")
+            raise _bad(
+                k, f"cue ends ({row['end'].strip()}) before it starts ({row['start'].strip()})"
+            )
         text_lines, words = _ass_text(row["text"], start)
         cues.append(Cue(lines=text_lines, start=start, end=end, words=words))
     if not saw_events:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from vo.common.v1 import common_pb2
 from vo.subtitle.v1 import subtitle_service_pb2 as pb
@@ -124,9 +125,13 @@ class SegmentationRules:
         """Rules from the wire; zero (unset) fields take the defaults, negative ones are refused."""
         d = cls()
         if msg.max_chars_per_line < 0 or msg.max_lines < 0 or msg.max_chars_per_second < 0:
-            raise InvalidInput("segmentation rules must not be negative; leave a field 0 for its default")
+            raise InvalidInput(
+                "segmentation rules must not be negative; leave a field 0 for its default"
+            )
 
-        def secs(field_name: str, default: float) -> float:
+        def secs(
+            field_name: Literal["min_duration", "max_duration", "min_gap"], default: float
+        ) -> float:
             if not msg.HasField(field_name):
                 return default
             value = duration_to_seconds(getattr(msg, field_name))

@@ -11,9 +11,10 @@ between chunks. Times come from the decoder's frames: 100 per second.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from vo_core.errors import InvalidInput
@@ -106,7 +107,7 @@ def dither(pcm: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.clip(pcm.astype(np.int32) + noise, -32768, 32767).astype(np.int16)
 
 
-def _decoder(**extra: object):  # type: ignore[no-untyped-def]
+def _decoder(**extra: object) -> Any:
     from pocketsphinx import Decoder  # the model loads on first use, not at import
 
     return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **DECODER_OPTIONS, **extra)
@@ -162,12 +163,14 @@ def recognize(
             token.check()
             piece = audio[pos : min(pos + chunk, end)]
             decoder.process_raw(piece.tobytes(), False, False)
-            event = meter.advance(1, f"{min(pos + chunk, end) / SAMPLE_RATE:.1f} s of {seconds:.1f} s")
+            event = meter.advance(
+                1, f"{min(pos + chunk, end) / SAMPLE_RATE:.1f} s of {seconds:.1f} s"
+            )
             if event:
                 yield event
         decoder.end_utt()
         offset = begin / SAMPLE_RATE
-        for seg in decoder.seg():
+        for seg in decoder.seg() or ():  # None when nothing was decoded
             if _is_filler(seg.word):
                 continue
             words.append(
@@ -185,11 +188,29 @@ def recognize(
 # ---------------------------------------------------------------------------------------------
 # Alignment
 
-_ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
 def number_words(n: int) -> list[str]:
@@ -206,28 +227,27 @@ def number_words(n: int) -> list[str]:
     return []
 
 
-def _spoken_keys(token: str, lookup: object) -> list[str] | None:
+def _spoken_keys(token: str, has: Callable[[str], bool]) -> list[str] | None:
     """Dictionary words that say ``token``, or None when it cannot be spelled out.
 
     Tried in turn: the word itself; its parts when hyphenated or joined by a slash; a number
     read out; an acronym read letter by letter.
     """
-    has = lookup  # a callable: word -> bool
-    core = token.strip(".,;:!?\"“”‘’()[]{}«»…—–-").replace("’", "'")
+    core = token.strip('.,;:!?"“”‘’()[]{}«»…—–-').replace("’", "'")
     if not core:
         return []  # punctuation only: nothing is said
     low = core.lower()
-    if has(low):  # type: ignore[operator]
+    if has(low):
         return [low]
     parts = [p for p in re.split(r"[-/]", low) if p]
-    if len(parts) > 1 and all(has(p) for p in parts):  # type: ignore[operator]
+    if len(parts) > 1 and all(has(p) for p in parts):
         return parts
     digits = low.replace(",", "")
     if digits.isdigit() and len(digits) <= 9:
         return number_words(int(digits))
     if core.isalpha() and (core.isupper() or len(core) <= 3):
         letters = list(low)
-        if all(has(c) for c in letters):  # type: ignore[operator]
+        if all(has(c) for c in letters):
             return letters
     return None
 
@@ -243,11 +263,16 @@ def align(
     token = token or CancelToken()
     tokens = script.split()
     if not tokens:
-        raise InvalidInput("the script is empty; give the text that is spoken, or none to recognise")
+        raise InvalidInput(
+            "the script is empty; give the text that is spoken, or none to recognise"
+        )
     seconds = len(pcm) / SAMPLE_RATE
     chunk = int(CHUNK_SECONDS * SAMPLE_RATE)
     meter = ProgressMeter(
-        "align", max(1, -(-len(pcm) // chunk)), every_frames=1, every_seconds=0.5,
+        "align",
+        max(1, -(-len(pcm) // chunk)),
+        every_frames=1,
+        every_seconds=0.5,
         counts_frames=False,
     )
     yield meter.event("loading the English model")
@@ -269,11 +294,13 @@ def align(
     for pos in range(0, len(audio), chunk):
         token.check()
         decoder.process_raw(audio[pos : pos + chunk].tobytes(), False, False)
-        event = meter.advance(1, f"{min(pos + chunk, len(audio)) / SAMPLE_RATE:.1f} s of {seconds:.1f} s")
+        event = meter.advance(
+            1, f"{min(pos + chunk, len(audio)) / SAMPLE_RATE:.1f} s of {seconds:.1f} s"
+        )
         if event:
             yield event
     decoder.end_utt()
-    segs = [s for s in decoder.seg() if not _is_filler(s.word)]
+    segs = [s for s in decoder.seg() or () if not _is_filler(s.word)]
     if len(segs) != len(units):
         raise InvalidInput(
             "the script could not be aligned to the speech (the aligner matched "
@@ -313,13 +340,12 @@ def _fill_unaligned(
         right_span = spans[run_end] if run_end < n else None
         right = right_span[0] if right_span is not None else seconds
         right = max(right, left)
-        if right - left < 0.1 * (run_end - k):
+        if right - left < 0.1 * (run_end - k) and out:
             # The neighbours took the time (the aligner stretched them over the unknown word):
             # take back a share of the previous word, so the unknown word is not zero-length.
-            if out:
-                prev = out[-1]
-                left = prev.start + (prev.end - prev.start) / 2
-                out[-1] = Word(prev.text, prev.start, left, prev.confidence)
+            prev = out[-1]
+            left = prev.start + (prev.end - prev.start) / 2
+            out[-1] = Word(prev.text, prev.start, left, prev.confidence)
         weights = [max(1, len(t)) for t in tokens[k:run_end]]
         total = sum(weights)
         t = left

@@ -15,10 +15,11 @@ gap and no overlaps.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -32,18 +33,128 @@ _CLAUSE_END = re.compile(rf"([,;:]|--|[—–])[{_CLOSE}]*$")
 # Words a line or cue should start with rather than end with: a break before them falls on a
 # clause or phrase boundary ("... the house | and the garden").
 BREAK_BEFORE = frozenset(
-    """and but or nor so yet because although though while whereas if unless until when
-    whenever where wherever which who whom whose that whether since after before as than
-    of in on at to from with without by about into onto over under between through during
-    for against among across behind beyond toward towards upon within like""".split()
+    [
+        "and",
+        "but",
+        "or",
+        "nor",
+        "so",
+        "yet",
+        "because",
+        "although",
+        "though",
+        "while",
+        "whereas",
+        "if",
+        "unless",
+        "until",
+        "when",
+        "whenever",
+        "where",
+        "wherever",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "that",
+        "whether",
+        "since",
+        "after",
+        "before",
+        "as",
+        "than",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "from",
+        "with",
+        "without",
+        "by",
+        "about",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "between",
+        "through",
+        "during",
+        "for",
+        "against",
+        "among",
+        "across",
+        "behind",
+        "beyond",
+        "toward",
+        "towards",
+        "upon",
+        "within",
+        "like",
+    ]
 )
 # Words that should not end a line or cue: they lean on what follows ("the | house" is bad).
 DANGLING = frozenset(
-    """a an the of to in on at for with by from and or but my your his her its our their
-    this that these those is are was were be i we you he she they it's i'm""".split()
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "by",
+        "from",
+        "and",
+        "or",
+        "but",
+        "my",
+        "your",
+        "his",
+        "her",
+        "its",
+        "our",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "i",
+        "we",
+        "you",
+        "he",
+        "she",
+        "they",
+        "it's",
+        "i'm",
+    ]
 )
 # Full stops that do not end a sentence.
-ABBREVIATIONS = frozenset("mr. mrs. ms. dr. st. vs. jr. sr. prof. e.g. i.e. no. fig.".split())
+ABBREVIATIONS = frozenset(
+    [
+        "mr.",
+        "mrs.",
+        "ms.",
+        "dr.",
+        "st.",
+        "vs.",
+        "jr.",
+        "sr.",
+        "prof.",
+        "e.g.",
+        "i.e.",
+        "no.",
+        "fig.",
+    ]
+)
 
 # Prices of the path search, in arbitrary units. A cue costs CUE_PRICE, so two cues must buy
 # at least that much in better breaks to be preferred over one.
@@ -248,7 +359,7 @@ def split_lines(
     n_lines = min(needed, max_lines)
     target = len(whole) / n_lines
 
-    @lru_cache(maxsize=None)
+    @cache
     def best_from(a: int, left: int) -> tuple[float, tuple[int, ...]]:
         if left == 1:
             width = span(a, k)
@@ -273,7 +384,7 @@ def split_lines(
 
     _, cuts = best_from(0, n_lines)
     edges = [0, *cuts, k]
-    return tuple(" ".join(texts[a:b]) for a, b in zip(edges, edges[1:], strict=False))
+    return tuple(" ".join(texts[a:b]) for a, b in itertools.pairwise(edges))
 
 
 def _timed_cues(
@@ -305,8 +416,6 @@ def _timed_cues(
             end = start + rules.min_duration
             if c + 1 < n:
                 starts[c + 1] = max(starts[c + 1], end + gap)
-        cues.append(
-            Cue(lines=cue_lines, start=start, end=end, words=tuple(words[i:j]))
-        )
+        cues.append(Cue(lines=cue_lines, start=start, end=end, words=tuple(words[i:j])))
         prev_end = end
     return cues

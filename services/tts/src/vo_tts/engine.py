@@ -481,7 +481,6 @@ class Synthesizer:
             close = getattr(parts, "close", None)
             if close is not None:
                 close()  # stop queued sentences in worker processes when cancelled
-        yield meter.finish()
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
         out_rate = req.sample_rate or sample_rate
         if out_rate != sample_rate:

@@ -9,6 +9,7 @@ padded so it ends with the video.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,9 +25,12 @@ from vo_core.progress import ProgressEvent, ProgressMeter, seconds_to_duration
 from vo_core.storage import ArtifactStore, atomic_output
 from vo_core.threads import CancelToken
 
+from vo_video.audio import MixSpec, decode_audio, mix
+from vo_video.captions import CaptionTrack
 from vo_video.framing import CropGeometry, CropPath, Sample, analyse, smart_path
 from vo_video.hardware import EncoderChoice, choose_encoder
-from vo_video.spec import RenderJob, even
+from vo_video.ramp import retime_audio
+from vo_video.spec import RenderJob, output_geometry
 
 AUDIO_RATE = 48_000
 ANALYSIS_SHARE = 0.15  # share of the overall fraction given to smart framing's analysis pass
@@ -41,6 +45,8 @@ class RenderOutcome:
     elapsed: float
     hardware_path: str
     notes: list[str] = field(default_factory=list)
+    loudness_lufs: float | None = None
+    true_peak_dbtp: float | None = None
 
     def finish(self, job: RenderJob, store: ArtifactStore) -> pb.RenderResult:
         """Store the output as an artifact, copy it to the requested path, probe it."""
@@ -51,6 +57,9 @@ class RenderOutcome:
             hardware_path=self.hardware_path,
             notes=self.notes,
         )
+        if self.loudness_lufs is not None and self.true_peak_dbtp is not None:
+            result.loudness_lufs = self.loudness_lufs
+            result.true_peak_dbtp = self.true_peak_dbtp
         result.elapsed.CopyFrom(seconds_to_duration(self.elapsed))
         if job.output is not None:
             with (
@@ -223,14 +232,10 @@ class AudioTrack:
 
 def output_size(job: RenderJob) -> tuple[tuple[int, int], CropGeometry | None, bool]:
     """(output size, crop geometry or None, letterbox?) for the job."""
-    assert job.info.video is not None
-    dw, dh = job.info.video.display_size
-    r = job.reframe
-    if r is None:
-        return (even(dw), even(dh)), None, False
-    if r.mode == "none":
-        return (r.width, r.height), None, True
-    return (r.width, r.height), CropGeometry.for_aspect(dw, dh, r.aspect), False
+    size, display, letterbox = output_geometry(job)
+    if display is None or job.reframe is None:
+        return size, None, letterbox
+    return size, CropGeometry.for_aspect(*display, job.reframe.aspect), letterbox
 
 
 def render(
@@ -464,12 +469,26 @@ def _render(
                 else:
                     samples = item
             crop = smart_path(geometry, samples)
+    soundtrack: MixedAudio | None = None
+    if job.ramp is not None or job.audio is not None:
+        for step in build_soundtrack(job, token, span_start):
+            if isinstance(step, ProgressEvent):
+                yield step
+            else:
+                soundtrack = step
+        span_start += AUDIO_SHARE
     encoder = choose_encoder(job.encoder.hardware, job.encoder.preset, job.encoder.crf)
+    captions = (
+        CaptionTrack(list(job.captions.cues), job.captions.style, *size) if job.captions else None
+    )
     plan = RenderPlan(
         fps=fps,
         size=size,
         encoder=encoder,
         transform=FrameTransform(video.rotation, crop, size, letterbox),
+        timeline=job.ramp or IdentityTimeline(),
+        overlay=captions.apply if captions else None,
+        soundtrack=soundtrack.samples if soundtrack else None,
     )
     expected = max(1, round(plan.timeline.output_time(job.info.duration) * float(fps)))
     meter = ProgressMeter("render", expected, fraction_span=(span_start, 1.0))
@@ -483,4 +502,61 @@ def _render(
         elapsed=time.monotonic() - started,
         hardware_path=encoder.path,
         notes=list(encoder.notes),
+        loudness_lufs=soundtrack.loudness_lufs if soundtrack and soundtrack.normalized else None,
+        true_peak_dbtp=soundtrack.true_peak_dbtp if soundtrack and soundtrack.normalized else None,
     )
+
+
+AUDIO_SHARE = 0.05  # share of the overall fraction given to building the soundtrack
+
+
+@dataclass(frozen=True)
+class MixedAudio:
+    """The finished soundtrack, at 48 kHz stereo, in output time."""
+
+    samples: np.ndarray
+    loudness_lufs: float
+    true_peak_dbtp: float
+    normalized: bool
+
+
+def build_soundtrack(
+    job: RenderJob, token: CancelToken, span_start: float
+) -> Iterator[ProgressEvent | MixedAudio]:
+    """Decode, retime and mix the audio before the video pass (audio is small; video is not).
+
+    The result is a (2, n) float32 array: about 0.4 MB per second of output, the one part of
+    a render whose memory grows with length.
+    """
+    steps = ["decode", "retime", "voice", "music", "mix"]
+    meter = ProgressMeter(
+        "audio",
+        len(steps),
+        fraction_span=(span_start, span_start + AUDIO_SHARE),
+        counts_frames=False,
+    )
+    original = decode_audio(job.input, "input audio", AUDIO_RATE) if job.info.audio else None
+    token.check()
+    yield meter.advance(1, "decoded the original audio") or meter.event()
+    if original is not None and job.ramp is not None:
+        original = retime_audio(original, AUDIO_RATE, job.ramp, job.info.duration)
+    token.check()
+    yield meter.advance(1, "retimed") or meter.event()
+    audio = job.audio
+    voice = decode_audio(audio.voice, "audio.voice", AUDIO_RATE) if audio and audio.voice else None
+    yield meter.advance(1) or meter.event()
+    music = decode_audio(audio.music, "audio.music", AUDIO_RATE) if audio and audio.music else None
+    yield meter.advance(1) or meter.event()
+    token.check()
+    length = round(job.output_duration * AUDIO_RATE)
+    spec = audio.mix if audio else MixSpec(normalize=False)
+    if original is None and voice is None and music is None:
+        samples = np.zeros((2, length), np.float32)
+        result = MixedAudio(samples, -math.inf, -math.inf, False)
+    else:
+        mixed = mix(original, voice, music, length, AUDIO_RATE, spec)
+        result = MixedAudio(
+            mixed.samples, mixed.loudness_lufs, mixed.true_peak_dbtp, spec.normalize
+        )
+    yield meter.finish("soundtrack mixed")
+    yield result

@@ -302,9 +302,9 @@ _ALIGN_S = 0.005
 # source sample index, and a constant. WSOLA copies and cross-fades source fragments, so
 # timecode / constant comes out telling, for every output sample, which source position
 # it came from (the ratio cancels atempo's Hann cross-fade gain, which is not exactly 1
-# and would otherwise skew a ramp by hundreds of samples). Each piece is then cut
-# exactly where its source starts. atempo aligns on the loudest channel, so at -100 dBFS
-# these steer nothing but digital silence.
+# and would otherwise skew a ramp by hundreds of samples). Each piece is then placed by
+# that map. atempo aligns on the loudest channel, so at -100 dBFS these steer nothing but
+# digital silence.
 _TIMECODE_PEAK = 1e-5
 
 
@@ -447,12 +447,13 @@ def retime_audio(
 
     Pitch is kept (FFmpeg's ``atempo``, WSOLA). The source is cut into constant-tempo
     pieces (eased transitions into ~60 ms steps); each is stretched with 100 ms of real
-    audio either side, cut exactly where its source starts (a hidden timecode channel
-    says where each output sample came from), placed at the output sample the time map
-    gives, and cross-faded (10 ms) with its neighbour. Timing errors therefore do not add
-    up along the clip: each piece starts on the map, and within a piece atempo keeps its
-    own drift to a window. The audio is cut or padded with silence to
-    ``source_duration`` first; the result has exactly
-    ``round(curve.output_duration(source_duration) * sample_rate)`` samples.
+    audio either side, placed so its samples sit where the time map wants their source
+    on average (a hidden timecode channel says where each output sample came from),
+    nudged by at most 5 ms to join its neighbour in phase, and cross-faded (10 ms) with
+    it. Timing errors therefore do not add up along the clip; what remains is WSOLA's own
+    jitter, up to about half its 43 ms window in source time (so ±20 ms at 1x, more at
+    0.25x). The audio is cut or padded with silence to ``source_duration`` first; the
+    result has exactly ``round(curve.output_duration(source_duration) * sample_rate)``
+    samples.
     """
     return _stretch(samples, sample_rate, curve, source_duration)[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +18,17 @@ from vo_core.errors import InvalidInput
 from vo_core.media import MediaInfo, probe
 from vo_core.storage import ArtifactStore, PathPolicy, resolve_source
 
+from vo_video.audio import MixSpec
+from vo_video.captions import (
+    CaptionCue,
+    CaptionStyle,
+    CaptionTrack,
+    cues_from_proto,
+    style_from_proto,
+    validate_cues,
+)
 from vo_video.config import Settings
+from vo_video.ramp import SpeedCurve
 
 ReframeMode = Literal["none", "center", "smart"]
 Hardware = Literal["auto", "cpu", "nvidia", "vaapi"]
@@ -94,6 +104,23 @@ class EncoderOptions:
 
 
 @dataclass(frozen=True)
+class CaptionOptions:
+    """Validated captions: cues in output time and how they look."""
+
+    cues: tuple[CaptionCue, ...]
+    style: CaptionStyle
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    """The soundtrack: what to mix and how."""
+
+    mix: MixSpec
+    voice: Path | None = None
+    music: Path | None = None
+
+
+@dataclass(frozen=True)
 class RenderJob:
     """One validated render: input, output and what to do."""
 
@@ -102,6 +129,14 @@ class RenderJob:
     output: Path | None  # None: store as an artifact only
     reframe: ReframeOptions | None
     encoder: EncoderOptions = field(default_factory=EncoderOptions)
+    ramp: SpeedCurve | None = None
+    captions: CaptionOptions | None = None
+    audio: AudioOptions | None = None
+
+    @property
+    def output_duration(self) -> float:
+        """How long the output lasts (after the speed ramp)."""
+        return self.ramp.output_duration(self.info.duration) if self.ramp else self.info.duration
 
 
 def reframe_from_proto(msg: pb.ReframeSpec, default_mode: ReframeMode) -> ReframeOptions:
@@ -208,4 +243,88 @@ def render_job_from_proto(
     path = resolve_source(source, policy, store)
     info = probe(path, need_video=True)
     check_input_limits(info, settings)
-    return RenderJob(input=path, info=info, output=output, reframe=reframe, encoder=encoder)
+    job = RenderJob(input=path, info=info, output=output, reframe=reframe, encoder=encoder)
+    if spec.HasField("ramp"):
+        curve = SpeedCurve.from_proto(spec.ramp)
+        curve.validate(info.duration)
+        job = replace(job, ramp=curve)
+    if spec.HasField("captions"):
+        job = replace(job, captions=_captions(spec.captions, job, policy, store))
+    if spec.HasField("audio"):
+        job = replace(job, audio=_audio(spec.audio, job, policy, store))
+    return job
+
+
+def _captions(
+    msg: pb.CaptionSpec, job: RenderJob, policy: PathPolicy, store: ArtifactStore
+) -> CaptionOptions:
+    """Cues from the request (or its subtitle file), checked against the output and the font."""
+    if msg.cues and msg.HasField("subtitles"):
+        raise InvalidInput("captions: give cues or a subtitles file, not both")
+    if msg.HasField("subtitles"):
+        from vo_subtitle.formats import read as read_subtitles
+
+        path = resolve_source(msg.subtitles, policy, store, "captions.subtitles")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"captions.subtitles {path.name} is not UTF-8 text") from None
+        try:
+            cues = cues_from_proto(c.to_proto() for c in read_subtitles(text)[0])
+        except InvalidInput as exc:
+            raise InvalidInput(f"captions.subtitles {path.name}: {exc}") from None
+    else:
+        cues = cues_from_proto(msg.cues)
+    if not cues:
+        raise InvalidInput("captions has no cues; give captions.cues or captions.subtitles")
+    validate_cues(cues)
+    style = style_from_proto(msg)
+    size, _, _ = output_geometry(job)
+    CaptionTrack(cues, style, *size)  # checks the font covers the text and each cue fits
+    return CaptionOptions(tuple(cues), style)
+
+
+def _audio(
+    msg: pb.AudioMixSpec, job: RenderJob, policy: PathPolicy, store: ArtifactStore
+) -> AudioOptions:
+    """The mix settings, with voice and music checked to be audio (and the voice to fit)."""
+    mix = MixSpec.from_proto(msg)
+    voice = music = None
+    if msg.HasField("voice"):
+        voice = _audio_input(msg.voice, "audio.voice", policy, store)
+        voice_seconds = probe(voice).duration
+        if voice_seconds > job.output_duration + 1 / 30:
+            raise InvalidInput(
+                f"audio.voice lasts {voice_seconds:.1f} s but the video (after the ramp) lasts "
+                f"{job.output_duration:.1f} s; shorten the voice-over or the ramp"
+            )
+    if msg.HasField("music"):
+        music = _audio_input(msg.music, "audio.music", policy, store)
+    if mix.drop_original and voice is None and music is None:
+        raise InvalidInput("audio.drop_original leaves no sound; add audio.voice or audio.music")
+    return AudioOptions(mix, voice, music)
+
+
+def _audio_input(
+    source: common_pb2.MediaSource, what: str, policy: PathPolicy, store: ArtifactStore
+) -> Path:
+    path = resolve_source(source, policy, store, what)
+    try:
+        info = probe(path)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
+    if info.audio is None:
+        raise InvalidInput(f"{what}: {path.name} has no audio stream; give an audio file")
+    return path
+
+
+def output_geometry(job: RenderJob) -> tuple[tuple[int, int], tuple[int, int] | None, bool]:
+    """(output size, display size to crop from or None, letterbox?) for the job."""
+    assert job.info.video is not None
+    dw, dh = job.info.video.display_size
+    r = job.reframe
+    if r is None:
+        return (even(dw), even(dh)), None, False
+    if r.mode == "none":
+        return (r.width, r.height), None, True
+    return (r.width, r.height), (dw, dh), False
