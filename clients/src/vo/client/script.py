@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import grpc
 
-from vo.client.channel import open_aio_channel, open_channel
+from vo.client.base import AsyncServiceClient, ServiceClient
 from vo.client.errors import VoClientError
 from vo.events import ProgressEvent, duration_to_seconds, seconds_to_duration
 from vo.script.v1 import script_service_pb2 as pb
@@ -93,76 +92,30 @@ def script_to_dict(script: pb.Script) -> dict[str, Any]:
     }
 
 
-class ScriptClient:
+class ScriptClient(ServiceClient[script_service_pb2_grpc.ScriptServiceStub]):
     """Blocking client for the ScriptService."""
 
-    def __init__(self, channel: grpc.Channel, *, timeout: float | None = None) -> None:
-        self._channel = channel
-        self._stub = script_service_pb2_grpc.ScriptServiceStub(channel)
-        self.timeout = timeout
-
-    @classmethod
-    def connect(cls, target: str, *, timeout: float | None = None) -> ScriptClient:
-        """A client with its own channel to ``target``."""
-        return cls(open_channel(target), timeout=timeout)
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def __enter__(self) -> ScriptClient:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    stub_type = script_service_pb2_grpc.ScriptServiceStub
 
     def write_request(self, request: pb.WriteScriptRequest) -> Iterator[ScriptEvent]:
         """Stream a WriteScript call: progress and tokens, then one Script."""
-        try:
-            for msg in self._stub.WriteScript(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        for msg in self._stream(self._stub.WriteScript, request):
+            yield _event(msg)
 
     def write(self, topic: str = "", **options: Any) -> Iterator[ScriptEvent]:
         """Write a script about ``topic``; options as :func:`script_request`."""
         return self.write_request(script_request(topic, **options))
 
 
-class AsyncScriptClient:
+class AsyncScriptClient(AsyncServiceClient["script_service_pb2_grpc.ScriptServiceAsyncStub"]):
     """Asyncio client for the ScriptService."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, timeout: float | None = None) -> None:
-        self._channel = channel
-        self._stub = script_service_pb2_grpc.ScriptServiceStub(channel)
-        self.timeout = timeout
-
-    @classmethod
-    def connect(cls, target: str, *, timeout: float | None = None) -> AsyncScriptClient:
-        """A client with its own channel to ``target``."""
-        return cls(open_aio_channel(target), timeout=timeout)
-
-    async def close(self) -> None:
-        """Close the channel."""
-        await self._channel.close(None)
-
-    async def __aenter__(self) -> AsyncScriptClient:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+    stub_type = script_service_pb2_grpc.ScriptServiceStub
 
     async def write_request(self, request: pb.WriteScriptRequest) -> AsyncIterator[ScriptEvent]:
         """Stream a WriteScript call: progress and tokens, then one Script."""
-        try:
-            async for msg in self._stub.WriteScript(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        async for msg in self._stream(self._stub.WriteScript, request):
+            yield _event(msg)
 
     def write(self, topic: str = "", **options: Any) -> AsyncIterator[ScriptEvent]:
         """Write a script about ``topic``; options as :func:`script_request`."""

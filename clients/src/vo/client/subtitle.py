@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import grpc
 
-from vo.client.channel import media_source, open_aio_channel, open_channel
+from vo.client.base import AsyncServiceClient, ServiceClient
+from vo.client.channel import media_source
 from vo.client.errors import VoClientError
 from vo.common.v1 import common_pb2
 from vo.events import ProgressEvent, duration_to_seconds, seconds_to_duration
@@ -139,109 +139,51 @@ def final_result(events: Iterable[TranscribeEvent]) -> pb.TranscribeResult:
     return result
 
 
-class SubtitleClient:
+class SubtitleClient(ServiceClient[subtitle_service_pb2_grpc.SubtitleServiceStub]):
     """Blocking client for the SubtitleService."""
 
-    def __init__(self, channel: grpc.Channel, *, timeout: float | None = None) -> None:
-        self._channel = channel
-        self._stub = subtitle_service_pb2_grpc.SubtitleServiceStub(channel)
-        self.timeout = timeout
-
-    @classmethod
-    def connect(cls, target: str, *, timeout: float | None = None) -> SubtitleClient:
-        """A client with its own channel to ``target``."""
-        return cls(open_channel(target), timeout=timeout)
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def __enter__(self) -> SubtitleClient:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    stub_type = subtitle_service_pb2_grpc.SubtitleServiceStub
 
     def build_cues(
         self, words: Sequence[common_pb2.Word], segmentation: pb.SegmentationRules | None = None
     ) -> list[common_pb2.Cue]:
         """Readable cues from timed words."""
-        try:
-            reply = self._stub.BuildCues(
-                pb.BuildCuesRequest(words=words, rules=segmentation), timeout=self.timeout
-            )
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
-        return list(reply.cues)
+        request = pb.BuildCuesRequest(words=words, rules=segmentation)
+        return list(self._unary(self._stub.BuildCues, request).cues)
 
     def format_cues(
         self, cues: Sequence[common_pb2.Cue], fmt: str = "srt", *, karaoke: bool = False
     ) -> str:
         """The text of a subtitle file (``srt``, ``vtt`` or ``ass``) holding ``cues``."""
         request = pb.FormatCuesRequest(cues=cues, format=subtitle_format(fmt), karaoke=karaoke)
-        try:
-            return self._stub.FormatCues(request, timeout=self.timeout).content
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        return self._unary(self._stub.FormatCues, request).content
 
     def parse_subtitles(self, content: str, fmt: str = "") -> pb.ParseSubtitlesResponse:
         """Cues of a subtitle file; the format is detected when ``fmt`` is empty."""
         request = pb.ParseSubtitlesRequest(content=content, format=subtitle_format(fmt))
-        try:
-            return self._stub.ParseSubtitles(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        return self._unary(self._stub.ParseSubtitles, request)
 
     def transcribe_request(self, request: pb.TranscribeRequest) -> Iterator[TranscribeEvent]:
         """Stream a Transcribe call: progress per chunk of audio, then one result."""
-        try:
-            for msg in self._stub.Transcribe(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        for msg in self._stream(self._stub.Transcribe, request):
+            yield _event(msg)
 
     def transcribe(self, source: Source, **options: Any) -> Iterator[TranscribeEvent]:
         """Recognise (or, with ``script=``, align) speech; options as :func:`transcribe_request`."""
         return self.transcribe_request(transcribe_request(source, **options))
 
 
-class AsyncSubtitleClient:
+class AsyncSubtitleClient(AsyncServiceClient["subtitle_service_pb2_grpc.SubtitleServiceAsyncStub"]):
     """Asyncio client for the SubtitleService."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, timeout: float | None = None) -> None:
-        self._channel = channel
-        self._stub = subtitle_service_pb2_grpc.SubtitleServiceStub(channel)
-        self.timeout = timeout
-
-    @classmethod
-    def connect(cls, target: str, *, timeout: float | None = None) -> AsyncSubtitleClient:
-        """A client with its own channel to ``target``."""
-        return cls(open_aio_channel(target), timeout=timeout)
-
-    async def close(self) -> None:
-        """Close the channel."""
-        await self._channel.close(None)
-
-    async def __aenter__(self) -> AsyncSubtitleClient:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+    stub_type = subtitle_service_pb2_grpc.SubtitleServiceStub
 
     async def build_cues(
         self, words: Sequence[common_pb2.Word], segmentation: pb.SegmentationRules | None = None
     ) -> list[common_pb2.Cue]:
         """Readable cues from timed words."""
-        try:
-            reply = await self._stub.BuildCues(
-                pb.BuildCuesRequest(words=words, rules=segmentation), timeout=self.timeout
-            )
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        request = pb.BuildCuesRequest(words=words, rules=segmentation)
+        reply: pb.BuildCuesResponse = await self._unary(self._stub.BuildCues, request)
         return list(reply.cues)
 
     async def format_cues(
@@ -249,29 +191,21 @@ class AsyncSubtitleClient:
     ) -> str:
         """The text of a subtitle file (``srt``, ``vtt`` or ``ass``) holding ``cues``."""
         request = pb.FormatCuesRequest(cues=cues, format=subtitle_format(fmt), karaoke=karaoke)
-        try:
-            reply = await self._stub.FormatCues(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        reply: pb.FormatCuesResponse = await self._unary(self._stub.FormatCues, request)
         return reply.content
 
     async def parse_subtitles(self, content: str, fmt: str = "") -> pb.ParseSubtitlesResponse:
         """Cues of a subtitle file; the format is detected when ``fmt`` is empty."""
         request = pb.ParseSubtitlesRequest(content=content, format=subtitle_format(fmt))
-        try:
-            return await self._stub.ParseSubtitles(request, timeout=self.timeout)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        reply: pb.ParseSubtitlesResponse = await self._unary(self._stub.ParseSubtitles, request)
+        return reply
 
     async def transcribe_request(
         self, request: pb.TranscribeRequest
     ) -> AsyncIterator[TranscribeEvent]:
         """Stream a Transcribe call: progress per chunk of audio, then one result."""
-        try:
-            async for msg in self._stub.Transcribe(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        async for msg in self._stream(self._stub.Transcribe, request):
+            yield _event(msg)
 
     def transcribe(self, source: Source, **options: Any) -> AsyncIterator[TranscribeEvent]:
         """Recognise (or, with ``script=``, align) speech; options as :func:`transcribe_request`."""

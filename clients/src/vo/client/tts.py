@@ -14,12 +14,11 @@ and exactly one ``SynthesizeResult`` at the end; every gRPC error becomes
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from types import TracebackType
 from typing import Any
 
 import grpc
 
-from vo.client.channel import open_aio_channel, open_channel
+from vo.client.base import AsyncServiceClient, ServiceClient
 from vo.client.errors import VoClientError
 from vo.common.v1 import common_pb2
 from vo.events import ProgressEvent, duration_to_seconds
@@ -93,96 +92,41 @@ def words_to_dicts(words: Sequence[common_pb2.Word]) -> list[dict[str, Any]]:
     ]
 
 
-class TtsClient:
+class TtsClient(ServiceClient[tts_service_pb2_grpc.TtsServiceStub]):
     """Blocking client for the TtsService."""
 
-    def __init__(self, channel: grpc.Channel, *, timeout: float | None = None) -> None:
-        self._channel = channel
-        self._stub = tts_service_pb2_grpc.TtsServiceStub(channel)
-        self.timeout = timeout
-
-    @classmethod
-    def connect(cls, target: str, *, timeout: float | None = None) -> TtsClient:
-        """A client with its own channel to ``target``."""
-        return cls(open_channel(target), timeout=timeout)
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def __enter__(self) -> TtsClient:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    stub_type = tts_service_pb2_grpc.TtsServiceStub
 
     def list_voices(self, language: str = "", engine: str = "") -> list[pb.Voice]:
         """Voices whose language starts with ``language``, of ``engine`` (empty: all)."""
-        try:
-            reply = self._stub.ListVoices(
-                pb.ListVoicesRequest(language=language, engine=engine), timeout=self.timeout
-            )
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
-        return list(reply.voices)
+        request = pb.ListVoicesRequest(language=language, engine=engine)
+        return list(self._unary(self._stub.ListVoices, request).voices)
 
     def synthesize_request(self, request: pb.SynthesizeRequest) -> Iterator[TtsEvent]:
         """Stream a Synthesize call: progress per sentence, then one result."""
-        try:
-            for msg in self._stub.Synthesize(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        for msg in self._stream(self._stub.Synthesize, request):
+            yield _event(msg)
 
     def synthesize(self, text: str, **options: Any) -> Iterator[TtsEvent]:
         """Speak ``text``; options as :func:`synthesize_request`."""
         return self.synthesize_request(synthesize_request(text, **options))
 
 
-class AsyncTtsClient:
+class AsyncTtsClient(AsyncServiceClient["tts_service_pb2_grpc.TtsServiceAsyncStub"]):
     """Asyncio client for the TtsService."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, timeout: float | None = None) -> None:
-        self._channel = channel
-        self._stub = tts_service_pb2_grpc.TtsServiceStub(channel)
-        self.timeout = timeout
-
-    @classmethod
-    def connect(cls, target: str, *, timeout: float | None = None) -> AsyncTtsClient:
-        """A client with its own channel to ``target``."""
-        return cls(open_aio_channel(target), timeout=timeout)
-
-    async def close(self) -> None:
-        """Close the channel."""
-        await self._channel.close(None)
-
-    async def __aenter__(self) -> AsyncTtsClient:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+    stub_type = tts_service_pb2_grpc.TtsServiceStub
 
     async def list_voices(self, language: str = "", engine: str = "") -> list[pb.Voice]:
         """Voices whose language starts with ``language``, of ``engine`` (empty: all)."""
-        try:
-            reply = await self._stub.ListVoices(
-                pb.ListVoicesRequest(language=language, engine=engine), timeout=self.timeout
-            )
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        request = pb.ListVoicesRequest(language=language, engine=engine)
+        reply: pb.ListVoicesResponse = await self._unary(self._stub.ListVoices, request)
         return list(reply.voices)
 
     async def synthesize_request(self, request: pb.SynthesizeRequest) -> AsyncIterator[TtsEvent]:
         """Stream a Synthesize call: progress per sentence, then one result."""
-        try:
-            async for msg in self._stub.Synthesize(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        async for msg in self._stream(self._stub.Synthesize, request):
+            yield _event(msg)
 
     def synthesize(self, text: str, **options: Any) -> AsyncIterator[TtsEvent]:
         """Speak ``text``; options as :func:`synthesize_request`."""

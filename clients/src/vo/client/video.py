@@ -8,20 +8,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
-import grpc
-
-from vo.client.channel import (
-    media_source,
-    open_aio_channel,
-    open_channel,
-    upload_chunks,
-    write_download,
-    write_download_async,
-)
-from vo.client.errors import VoClientError
+from vo.client.base import AsyncServiceClient, ServiceClient
+from vo.client.channel import media_source, upload_chunks, write_download, write_download_async
 from vo.common.v1 import common_pb2
 from vo.events import ProgressEvent
 from vo.video.v1 import video_service_pb2 as pb
@@ -69,102 +59,42 @@ def _event(
     return msg.result
 
 
-class VideoClient:
+class VideoClient(ServiceClient[video_service_pb2_grpc.VideoServiceStub]):
     """Blocking client for the VideoService."""
 
-    def __init__(self, channel: grpc.Channel, *, timeout: float | None = None) -> None:
-        self._channel = channel
-        self._stub = video_service_pb2_grpc.VideoServiceStub(channel)
-        self.timeout = timeout
-
-    @classmethod
-    def connect(cls, target: str, *, timeout: float | None = None) -> VideoClient:
-        """A client with its own channel to ``target``."""
-        return cls(open_channel(target), timeout=timeout)
-
-    def close(self) -> None:
-        """Close the channel."""
-        self._channel.close()
-
-    def __enter__(self) -> VideoClient:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+    stub_type = video_service_pb2_grpc.VideoServiceStub
 
     def upload(self, path: Path) -> common_pb2.Artifact:
         """Upload a local file; use ``MediaSource(upload_sha256=artifact.sha256)`` afterwards."""
         requests = (pb.UploadMediaRequest(chunk=c) for c in upload_chunks(path))
-        try:
-            return self._stub.UploadMedia(requests, timeout=self.timeout).artifact
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        return self._unary(self._stub.UploadMedia, requests).artifact
 
     def download(self, sha256: str, dest: Path) -> common_pb2.Artifact:
         """Download an artifact to ``dest`` atomically."""
-        try:
-            responses = self._stub.DownloadMedia(
-                pb.DownloadMediaRequest(sha256=sha256), timeout=self.timeout
-            )
-            return write_download((r.chunk for r in responses), dest)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        responses = self._stream(self._stub.DownloadMedia, pb.DownloadMediaRequest(sha256=sha256))
+        return write_download((r.chunk for r in responses), dest)
 
     def probe(self, source: Source) -> common_pb2.MediaInfo:
         """Container and stream information of a media file."""
-        try:
-            request = pb.ProbeRequest(input=media_source(source))
-            return self._stub.Probe(request, timeout=self.timeout).info
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        return self._unary(self._stub.Probe, pb.ProbeRequest(input=media_source(source))).info
 
     def reframe_request(self, request: pb.ReframeRequest) -> Iterator[RenderEvent]:
         """Stream a Reframe call: progress events, then one RenderResult."""
-        try:
-            for msg in self._stub.Reframe(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        return (_event(msg) for msg in self._stream(self._stub.Reframe, request))
 
-    def reframe(self, source: Source, **options: object) -> Iterator[RenderEvent]:
+    def reframe(self, source: Source, **options: Any) -> Iterator[RenderEvent]:
         """Reframe ``source``; options as :func:`reframe_request`."""
-        return self.reframe_request(reframe_request(source, **options))  # type: ignore[arg-type]
+        return self.reframe_request(reframe_request(source, **options))
 
     def render(self, request: pb.RenderRequest) -> Iterator[RenderEvent]:
         """Stream a Render call: progress events, then one RenderResult."""
-        try:
-            for msg in self._stub.Render(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        return (_event(msg) for msg in self._stream(self._stub.Render, request))
 
 
-class AsyncVideoClient:
+class AsyncVideoClient(AsyncServiceClient["video_service_pb2_grpc.VideoServiceAsyncStub"]):
     """Asyncio client for the VideoService."""
 
-    def __init__(self, channel: grpc.aio.Channel, *, timeout: float | None = None) -> None:
-        self._channel = channel
-        self._stub = video_service_pb2_grpc.VideoServiceStub(channel)
-        self.timeout = timeout
-
-    @classmethod
-    def connect(cls, target: str, *, timeout: float | None = None) -> AsyncVideoClient:
-        """A client with its own channel to ``target``."""
-        return cls(open_aio_channel(target), timeout=timeout)
-
-    async def close(self) -> None:
-        """Close the channel."""
-        await self._channel.close(None)
-
-    async def __aenter__(self) -> AsyncVideoClient:
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
+    stub_type = video_service_pb2_grpc.VideoServiceStub
 
     async def upload(self, path: Path) -> common_pb2.Artifact:
         """Upload a local file."""
@@ -173,53 +103,36 @@ class AsyncVideoClient:
             for chunk in upload_chunks(path):
                 yield pb.UploadMediaRequest(chunk=chunk)
 
-        try:
-            response = await self._stub.UploadMedia(requests(), timeout=self.timeout)
-            return response.artifact
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        response: pb.UploadMediaResponse = await self._unary(self._stub.UploadMedia, requests())
+        return response.artifact
 
     async def download(self, sha256: str, dest: Path) -> common_pb2.Artifact:
         """Download an artifact to ``dest`` atomically."""
 
         async def chunks() -> AsyncIterator[common_pb2.DownloadChunk]:
-            call = self._stub.DownloadMedia(
-                pb.DownloadMediaRequest(sha256=sha256), timeout=self.timeout
-            )
-            async for msg in call:
+            request = pb.DownloadMediaRequest(sha256=sha256)
+            async for msg in self._stream(self._stub.DownloadMedia, request):
                 yield msg.chunk
 
-        try:
-            return await write_download_async(chunks(), dest)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        return await write_download_async(chunks(), dest)
 
     async def probe(self, source: Source) -> common_pb2.MediaInfo:
         """Container and stream information of a media file."""
-        try:
-            response = await self._stub.Probe(
-                pb.ProbeRequest(input=media_source(source)), timeout=self.timeout
-            )
-            return response.info
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        response: pb.ProbeResponse = await self._unary(
+            self._stub.Probe, pb.ProbeRequest(input=media_source(source))
+        )
+        return response.info
 
     async def reframe_request(self, request: pb.ReframeRequest) -> AsyncIterator[RenderEvent]:
         """Stream a Reframe call: progress events, then one RenderResult."""
-        try:
-            async for msg in self._stub.Reframe(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        async for msg in self._stream(self._stub.Reframe, request):
+            yield _event(msg)
 
-    def reframe(self, source: Source, **options: object) -> AsyncIterator[RenderEvent]:
+    def reframe(self, source: Source, **options: Any) -> AsyncIterator[RenderEvent]:
         """Reframe ``source``; options as :func:`reframe_request`."""
-        return self.reframe_request(reframe_request(source, **options))  # type: ignore[arg-type]
+        return self.reframe_request(reframe_request(source, **options))
 
     async def render(self, request: pb.RenderRequest) -> AsyncIterator[RenderEvent]:
         """Stream a Render call: progress events, then one RenderResult."""
-        try:
-            async for msg in self._stub.Render(request, timeout=self.timeout):
-                yield _event(msg)
-        except grpc.RpcError as exc:
-            raise VoClientError.from_rpc_error(exc) from None
+        async for msg in self._stream(self._stub.Render, request):
+            yield _event(msg)
