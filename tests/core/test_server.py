@@ -7,11 +7,8 @@ import sys
 from pathlib import Path
 
 import grpc
-import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from vo.pipeline.v1 import pipeline_service_pb2 as ppb
-from vo.pipeline.v1 import pipeline_service_pb2_grpc
 
 SERVICES = {
     "vo.video.v1.VideoService",
@@ -70,14 +67,6 @@ def test_grpcurl_lists_services_and_describes_reframe(embedded_mesh) -> None:
         "rpc Reframe ( .vo.video.v1.ReframeRequest ) returns ( stream .vo.video.v1.ReframeResponse )"
         in described
     )
-
-
-async def test_unbuilt_rpc_says_what_is_missing(aio_channel: grpc.aio.Channel) -> None:
-    stub = pipeline_service_pb2_grpc.PipelineServiceStub(aio_channel)
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.GetJob(ppb.GetJobRequest(id="x"))
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "PipelineService.GetJob is not implemented yet" in info.value.details()
 
 
 def test_vo_serve_starts_reports_health_and_stops_gracefully(tmp_path: Path) -> None:

@@ -10,11 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vo.cli import demo, effects, reframe, script, serve, subtitles, tts
+from vo.cli import demo, effects, jobs, reframe, render, script, serve, subtitles, tts
 from vo.cli.common import UsageError, stderr
+from vo.cli.render import JobFailed
 from vo.client.errors import VoClientError
 
-COMMANDS = [reframe, effects, script, tts, subtitles, serve, demo]
+COMMANDS = [render, jobs, reframe, effects, script, tts, subtitles, serve, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UsageError as exc:
         return _error(str(exc))
+    except JobFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except VoClientError as exc:
         return _error(exc.message)
     except KeyboardInterrupt:

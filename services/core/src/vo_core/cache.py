@@ -24,6 +24,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from vo_core import metrics
+
 
 def cache_key(*parts: object) -> str:
     """A hex sha256 naming a cache entry, from the parts that determine its value.
@@ -239,25 +241,33 @@ class DiskCache(CacheTier):
 
 
 class Cache:
-    """Bytes by key over one or more tiers, fastest first (L1 memory, L2 disk, ...)."""
+    """Bytes by key over one or more tiers, fastest first (L1 memory, L2 disk, ...).
 
-    def __init__(self, tiers: list[CacheTier]) -> None:
+    ``name`` (``"tts"``, ``"script"``, ...) labels this cache's hits and misses in the
+    ``cache_requests_total`` metric.
+    """
+
+    def __init__(self, tiers: list[CacheTier], name: str = "cache") -> None:
         self.tiers = tiers
+        self.name = name
 
     @classmethod
-    def memory_and_disk(cls, memory_bytes: int, disk_root: Path | None, disk_bytes: int) -> Cache:
+    def memory_and_disk(
+        cls, memory_bytes: int, disk_root: Path | None, disk_bytes: int, name: str = "cache"
+    ) -> Cache:
         """The embedded default: an L1 LRU, plus an L2 disk cache when a folder and budget are given."""
         tiers: list[CacheTier] = []
         if memory_bytes > 0:
             tiers.append(MemoryLRU(memory_bytes))
         if disk_root is not None and disk_bytes > 0:
             tiers.append(DiskCache(disk_root, disk_bytes))
-        return cls(tiers)
+        return cls(tiers, name)
 
     def get(self, key: str) -> bytes | None:
         """The value from the fastest tier that has it, copied into the faster tiers; or None."""
         for i, tier in enumerate(self.tiers):
             value = tier.get(key)
+            metrics.record_cache(self.name, tier.name, value is not None)
             if value is not None:
                 for faster in self.tiers[:i]:
                     faster.put(key, value)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import grpc
+import prometheus_client
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from vo_core.interceptors import ErrorInterceptor
+from vo_core.telemetry import server_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +29,44 @@ MAX_MESSAGE_BYTES = 64 << 20
 
 
 def create_server(extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
-    """A ``grpc.aio`` server with vo's interceptors and message limits."""
+    """A ``grpc.aio`` server with vo's interceptors and message limits.
+
+    grpc.aio runs the first interceptor outermost. ErrorInterceptor is the first to handle a
+    handler's exception (innermost of vo's own), so tracing and metrics, outside it, record
+    the status code it produced (INVALID_ARGUMENT, INTERNAL) rather than a raw exception.
+    ``extra_interceptors`` run inside all of them, so their errors are mapped and counted too.
+    """
     return grpc.aio.server(
-        interceptors=[ErrorInterceptor(), *extra_interceptors],
+        interceptors=[*server_interceptors(), ErrorInterceptor(), *extra_interceptors],
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )
+
+
+_metrics_lock = threading.Lock()
+_metrics_port: int | None = None
+
+
+def start_metrics_server(port: int, host: str = "0.0.0.0") -> int:
+    """Serve Prometheus ``/metrics`` over HTTP on ``host:port``; return the port bound.
+
+    Port 0 picks a free port. The metrics live in one process-wide registry, so one endpoint
+    per process covers every service in it: a second call returns the first call's port
+    instead of starting another server. The server runs in a daemon thread and ends with
+    the process. ``host`` defaults to every interface so a scraper in another pod can reach it.
+    """
+    global _metrics_port
+    with _metrics_lock:
+        if _metrics_port is None:
+            http_server, _thread = prometheus_client.start_http_server(port, addr=host)
+            _metrics_port = int(http_server.server_port)
+            log.info("serving Prometheus metrics on http://%s:%d/metrics", host, _metrics_port)
+        elif port not in (0, _metrics_port):
+            log.warning("metrics already served on port %d; not on %d", _metrics_port, port)
+        return _metrics_port
 
 
 def add_standard_services(server: grpc.aio.Server, service_names: Iterable[str]) -> HealthServicer:
@@ -78,9 +110,16 @@ async def serve_until_signalled(
     names: Iterable[str],
     *,
     grace_seconds: float = 10.0,
+    on_started: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Start, report SERVING, wait for SIGINT/SIGTERM, then drain for ``grace_seconds``."""
+    """Start, report SERVING, wait for SIGINT/SIGTERM, then drain for ``grace_seconds``.
+
+    ``on_started`` runs once the server listens and before it reports SERVING (the pipeline
+    opens its store and starts its workers there).
+    """
     await server.start()
+    if on_started is not None:
+        await on_started()
     await mark_serving(health_servicer, names)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
