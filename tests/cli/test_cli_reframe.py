@@ -129,9 +129,50 @@ def test_server_unreachable_is_one_line(landscape_clip, tmp_path: Path) -> None:
     assert result.stderr.startswith("error: server unavailable") and result.stderr.count("\n") == 1
 
 
-def test_demo_makes_a_vertical_short(tmp_path: Path) -> None:
-    result = vo("demo", "--out-dir", str(tmp_path), "--duration", "2", "--quiet")
+def test_demo_runs_the_whole_pipeline(tmp_path: Path) -> None:
+    result = vo("demo", "--out-dir", str(tmp_path), "--duration", "8", "--quiet")
     assert result.returncode == 0, result.stderr
     out = Path(result.stdout.strip().splitlines()[-1])
     d = decode(out)
-    assert (d.width, d.height) == (1080, 1920) and d.frames == 60
+    assert (d.width, d.height) == (1080, 1920) and d.frames == 240 and d.audio_codec == "aac"
+
+
+def test_render_in_process_with_topic_and_source(landscape_clip, tmp_path: Path) -> None:
+    source = tmp_path / "notes.txt"
+    source.write_text(
+        "Bees visit flowers. Cities have many flowers. Rooftop hives make honey. "
+        "Wild bees need native plants. Gardens help every kind of bee."
+    )
+    short = tmp_path / "short.mp4"
+    r = vo(
+        "render",
+        str(landscape_clip.path),
+        "-o",
+        str(short),
+        "--topic",
+        "bees",
+        "--source",
+        str(source),
+        "--size",
+        "360x640",
+        "--preset",
+        "ultrafast",
+        "--quiet",
+    )
+    # The 4 s clip is too short for a written voice-over: refused up front, one line, exit 2.
+    assert r.returncode == 2 and "at least" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    r = vo(
+        "render",
+        str(landscape_clip.path),
+        "-o",
+        str(short),
+        "--captions",
+        "none",
+        "--size",
+        "360x640",
+        "--preset",
+        "ultrafast",
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    assert decode(short).frames == 120

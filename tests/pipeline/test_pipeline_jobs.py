@@ -14,14 +14,6 @@ from vo.client.channel import write_download_async
 from vo.events import seconds_to_duration
 from vo.pipeline.v1 import pipeline_service_pb2 as pb
 from vo.video.v1 import video_service_pb2 as vpb
-from vo_video.samples import write_sample
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pipeline") / "clip.mp4"
-    write_sample(path, duration=10.0, width=640, height=360)
-    return path
 
 
 async def test_full_render_streams_every_stage_in_order(

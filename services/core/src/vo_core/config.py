@@ -77,6 +77,8 @@ class ServerSettings:
     """Largest accepted upload (``VO_MAX_UPLOAD_BYTES``), 8 GiB by default."""
     grace_seconds: float = 10.0
     """How long a stopping server lets running calls finish (``VO_GRACE_SECONDS``)."""
+    metrics_port: int = -1
+    """Port of the Prometheus ``/metrics`` endpoint (``VO_METRICS_PORT``); -1: none, 0: any free."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
@@ -90,6 +92,7 @@ class ServerSettings:
             output_roots=tuple(env_paths("VO_OUTPUT_ROOTS", [], env)),
             max_upload_bytes=env_int("VO_MAX_UPLOAD_BYTES", 8 << 30, env),
             grace_seconds=env_float("VO_GRACE_SECONDS", 10.0, env),
+            metrics_port=env_int("VO_METRICS_PORT", -1, env),
         )
 
     def artifact_store(self) -> ArtifactStore:

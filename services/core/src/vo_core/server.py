@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from vo_core.config import ServerSettings
 from vo_core.interceptors import ErrorInterceptor
 from vo_core.telemetry import server_interceptors
 
@@ -133,3 +134,44 @@ async def serve_until_signalled(
     await server.stop(grace_seconds)
     for task in (waiter, stopper):
         task.cancel()
+
+
+async def run_server(
+    register: Callable[[grpc.aio.Server], list[str]],
+    settings: ServerSettings,
+    *,
+    service_name: str,
+    on_started: Callable[[], Awaitable[None]] | None = None,
+    on_stopped: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """The one way a vo server process runs, whichever services it carries.
+
+    Logging, tracing (OTLP when configured), the services ``register`` adds with health and
+    reflection, Prometheus ``/metrics`` when ``settings.metrics_port`` >= 0, a line on stdout
+    once serving, and a graceful stop on SIGINT/SIGTERM.
+    """
+    from vo_core.logs import configure_logging
+    from vo_core.telemetry import configure_tracing
+
+    configure_logging()
+    configure_tracing(service_name)
+    server = create_server()
+    names = register(server)
+    health = add_standard_services(server, names)
+    port = bind(server, settings.host, settings.port)
+    metrics = ""
+    if settings.metrics_port >= 0:
+        metrics = f", metrics on :{start_metrics_server(settings.metrics_port)}/metrics"
+
+    async def started() -> None:
+        if on_started is not None:
+            await on_started()
+        print(f"vo serving {len(names)} services on {settings.host}:{port}{metrics}", flush=True)
+
+    try:
+        await serve_until_signalled(
+            server, health, names, grace_seconds=settings.grace_seconds, on_started=started
+        )
+    finally:
+        if on_stopped is not None:
+            await on_stopped()

@@ -60,8 +60,6 @@ class Settings:
     worker_mode: WorkerMode = "process"
     """``process`` (renders never share a GIL) or ``thread`` (one process; for the CLI and tests)
     (``VO_PIPELINE_WORKER_MODE``)."""
-    metrics_port: int = -1
-    """Prometheus /metrics port (``VO_METRICS_PORT``); -1 serves none, 0 picks a free port."""
     cache_memory_bytes: int = 16 << 20
     """In-memory render-result cache (``VO_PIPELINE_CACHE_MEMORY_BYTES``)."""
     cache_disk_bytes: int = 64 << 20
@@ -92,7 +90,6 @@ class Settings:
             max_attempts=env_int("VO_PIPELINE_MAX_ATTEMPTS", 3, values),
             lease_seconds=env_float("VO_PIPELINE_LEASE_SECONDS", 30.0, values),
             worker_mode=cast(WorkerMode, mode),
-            metrics_port=env_int("VO_METRICS_PORT", -1, values),
             cache_memory_bytes=env_int("VO_PIPELINE_CACHE_MEMORY_BYTES", 16 << 20, values),
             cache_disk_bytes=env_int("VO_PIPELINE_CACHE_DISK_BYTES", 64 << 20, values),
         )

@@ -30,6 +30,7 @@ from vo.video.v1 import video_service_pb2 as vpb
 from vo_core.cache import Cache, cache_key
 from vo_core.errors import InvalidInput
 from vo_core.jobs import JobRecord, StepState
+from vo_core.telemetry import traced
 from vo_video.ramp import SpeedCurve
 
 ENGINE_VERSION = "pipeline-1"
@@ -146,9 +147,10 @@ class JobRunner:
             started = time.monotonic()
             await self.on_step(step, StepState.RUNNING, 0.0, {})
             runner = getattr(self, f"_{step}")
-            checkpoint, state = await runner(
-                spec, results, lambda e, s=step: self.on_progress(progress.fold(s, e))
-            )
+            with traced(f"step {step}"):
+                checkpoint, state = await runner(
+                    spec, results, lambda e, s=step: self.on_progress(progress.fold(s, e))
+                )
             results[step] = checkpoint
             await self.on_step(step, state, time.monotonic() - started, checkpoint)
             self.on_progress(progress.step_done(step))
@@ -312,9 +314,24 @@ def _artifact_dict(artifact: common_pb2.Artifact) -> dict[str, Any]:
 MIN_SCRIPT_SECONDS = 5.0  # the script writer's shortest target
 
 
+MIN_SCRIPT_SECONDS = 5.0  # the script writer's shortest target
+TARGET_SHARE = 0.7  # of the video's length, for the voice-over of a short video
+
+
 def default_target_duration(spec: ppb.JobSpec, video_seconds: float) -> None:
-    """Aim the voice-over at 30 s, or a little under the (retimed) video when it is shorter."""
+    """Aim the voice-over at 30 s, or well under the (retimed) video when that is shorter.
+
+    The script is fitted to within about 15% of its target and the voice must not outlast the
+    video, so a short video gets a target of 70% of its length; one too short for even the
+    shortest script is refused here, before any work.
+    """
+    if (spec.topic or spec.source_text) and not spec.script_text:
+        shortest = MIN_SCRIPT_SECONDS / TARGET_SHARE
+        if video_seconds < shortest:
+            raise InvalidInput(
+                f"the video lasts {video_seconds:.1f} s (after the ramp); a written voice-over "
+                f"needs at least {shortest:.1f} s of video; use a longer clip or no topic"
+            )
     if not spec.HasField("target_duration"):
-        spec.target_duration.CopyFrom(
-            seconds_to_duration(max(5.0, min(30.0, video_seconds * 0.85)))
-        )
+        target = max(MIN_SCRIPT_SECONDS, min(30.0, video_seconds * TARGET_SHARE))
+        spec.target_duration.CopyFrom(seconds_to_duration(target))

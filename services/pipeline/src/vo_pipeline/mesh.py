@@ -28,15 +28,7 @@ import vo_video.server
 from vo.pipeline.v1 import pipeline_service_pb2, pipeline_service_pb2_grpc
 from vo.tts.v1 import tts_service_pb2, tts_service_pb2_grpc
 from vo_core.config import ServerSettings
-from vo_core.logs import configure_logging
-from vo_core.server import (
-    add_standard_services,
-    bind,
-    create_server,
-    mark_serving,
-    serve_until_signalled,
-    start_metrics_server,
-)
+from vo_core.server import add_standard_services, create_server, mark_serving, run_server
 from vo_tts.servicer import TtsServicer
 
 import vo_pipeline.config
@@ -113,24 +105,19 @@ async def serve(
     settings: ServerSettings, pipeline_settings: vo_pipeline.config.Settings | None = None
 ) -> None:
     """``vo serve``: every service on ``settings.host:settings.port`` until SIGINT/SIGTERM."""
-    configure_logging()
-    server = create_server()
-    mesh = register_all(server, settings, pipeline_settings)
-    health = add_standard_services(server, mesh.names)
-    port = bind(server, settings.host, settings.port)
-    metrics = ""
-    pipeline = mesh.pipeline.settings
-    if pipeline.metrics_port >= 0:
-        metrics = f", metrics on :{start_metrics_server(pipeline.metrics_port)}/metrics"
-    await server.start()
-    await mesh.start()
-    print(f"vo serving {len(mesh.names)} services on {settings.host}:{port}{metrics}", flush=True)
-    try:
-        await serve_until_signalled(
-            server, health, mesh.names, grace_seconds=settings.grace_seconds
-        )
-    finally:
-        await mesh.stop()
+    meshes: list[Mesh] = []
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        meshes.append(register_all(server, settings, pipeline_settings))
+        return meshes[0].names
+
+    await run_server(
+        register,
+        settings,
+        service_name="vo",
+        on_started=lambda: meshes[0].start(),
+        on_stopped=lambda: meshes[0].stop(),
+    )
 
 
 class EmbeddedMesh:

@@ -20,19 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import grpc
-from vo.client.channel import CHANNEL_OPTIONS
+from vo.client.channel import open_aio_channel
 from vo.client.errors import VoClientError
 from vo.client.script import AsyncScriptClient
 from vo.client.subtitle import AsyncSubtitleClient
 from vo.client.tts import AsyncTtsClient
 from vo.client.video import AsyncVideoClient
 from vo.events import ProgressEvent
+from vo_core import metrics
 from vo_core.cache import Cache
 from vo_core.config import ServerSettings
 from vo_core.errors import FailedPrecondition, VoError
 from vo_core.jobs import JobRecord, JobState, StepState
 from vo_core.store import SqliteJobStore
+from vo_core.telemetry import aio_client_interceptors, traced
 
 from vo_pipeline.dag import Clients, JobRunner
 
@@ -116,12 +117,12 @@ class Worker:
             output_roots=(Path(self.config.data_dir),),
         )
         server, target = await local_mesh(shared, socket_dir / "mesh.sock")
-        channel_kwargs = {"options": CHANNEL_OPTIONS}
+        # Traced channels: each call carries the job's trace context to the service.
         clients = Clients(
-            video=AsyncVideoClient(grpc.aio.insecure_channel(target, **channel_kwargs)),
-            tts=AsyncTtsClient(grpc.aio.insecure_channel(target, **channel_kwargs)),
-            subtitle=AsyncSubtitleClient(grpc.aio.insecure_channel(target, **channel_kwargs)),
-            script=AsyncScriptClient(grpc.aio.insecure_channel(target, **channel_kwargs)),
+            video=AsyncVideoClient(open_aio_channel(target, aio_client_interceptors())),
+            tts=AsyncTtsClient(open_aio_channel(target, aio_client_interceptors())),
+            subtitle=AsyncSubtitleClient(open_aio_channel(target, aio_client_interceptors())),
+            script=AsyncScriptClient(open_aio_channel(target, aio_client_interceptors())),
         )
         cache = Cache.memory_and_disk(
             self.config.cache_memory_bytes,
@@ -184,7 +185,17 @@ class Worker:
             self.sink(name, "changed", job.id, b"")
 
         runner = JobRunner(clients, cache, on_step, on_progress)
-        task = asyncio.ensure_future(runner.run(job))
+
+        async def run() -> dict[str, Any]:
+            with (
+                traced(
+                    "pipeline job", attributes={"vo.job_id": job.id, "vo.attempt": job.attempts}
+                ),
+                metrics.observe_operation("pipeline"),
+            ):
+                return await runner.run(job)
+
+        task = asyncio.ensure_future(run())
         self.current = (job.id, task)
         renewer = asyncio.ensure_future(self._renew(store, job.id, task))
         try:

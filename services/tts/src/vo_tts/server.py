@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import grpc
 from vo.tts.v1 import tts_service_pb2, tts_service_pb2_grpc
-from vo_core.logs import configure_logging
-from vo_core.server import add_standard_services, bind, create_server, serve_until_signalled
+from vo_core.server import run_server
 
 from vo_tts.config import Settings
 from vo_tts.servicer import TtsServicer
@@ -21,9 +20,6 @@ def register(server: grpc.aio.Server, settings: Settings) -> str:
 
 async def serve(settings: Settings) -> None:
     """Serve the TtsService alone until SIGINT/SIGTERM."""
-    configure_logging()
-    server = create_server()
-    names = [register(server, settings)]
-    health = add_standard_services(server, names)
-    bind(server, settings.server.host, settings.server.port)
-    await serve_until_signalled(server, health, names, grace_seconds=settings.server.grace_seconds)
+    await run_server(
+        lambda server: [register(server, settings)], settings.server, service_name="vo-tts"
+    )

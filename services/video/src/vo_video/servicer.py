@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 from vo.common.v1 import common_pb2
 from vo.video.v1 import video_service_pb2 as pb
 from vo.video.v1 import video_service_pb2_grpc
+from vo_core import metrics
 from vo_core.media import probe
 from vo_core.progress import ProgressEvent
 from vo_core.storage import resolve_source
@@ -16,7 +18,7 @@ from vo_core.threads import stream_in_thread
 
 from vo_video.config import Settings
 from vo_video.engine import RenderOutcome, render
-from vo_video.spec import render_job_from_proto
+from vo_video.spec import RenderJob, render_job_from_proto
 
 
 class VideoServicer(video_service_pb2_grpc.VideoServiceServicer):
@@ -81,6 +83,13 @@ class VideoServicer(video_service_pb2_grpc.VideoServiceServicer):
         )
         # A private scratch file per call: concurrent renders never share temp files.
         scratch = self.store.scratch_path(".mp4")
+        with metrics.observe_operation(operation_name(spec)):
+            async for item in self._run(job, scratch):
+                yield item
+
+    async def _run(
+        self, job: RenderJob, scratch: Path
+    ) -> AsyncIterator[ProgressEvent | pb.RenderResult]:
         try:
             outcome: RenderOutcome | None = None
             async for event in stream_in_thread(lambda token: render(job, scratch, token)):
@@ -92,5 +101,15 @@ class VideoServicer(video_service_pb2_grpc.VideoServiceServicer):
                 raise RuntimeError("render ended without a result")
             result = await asyncio.to_thread(outcome.finish, job, self.store)
         finally:
-            scratch.unlink(missing_ok=True)
+            await asyncio.to_thread(scratch.unlink, missing_ok=True)
         yield result
+
+
+def operation_name(spec: pb.RenderSpec) -> str:
+    """The ``operation`` label of a render: the single effect it applies, or ``render``."""
+    effects = [name for name in ("ramp", "captions", "audio") if spec.HasField(name)]
+    if not effects:
+        return "reframe"
+    if len(effects) > 1:
+        return "render"
+    return {"ramp": "ramp", "captions": "captions", "audio": "mix"}[effects[0]]
