@@ -43,7 +43,7 @@ format: install  ## format Python and protos
 lint: install  ## ruff, mypy (strict on the client), buf lint and format
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy services/*/src
+	$(BIN)/mypy services/*/src clients/src/vo/cli
 	$(BIN)/mypy --strict clients/src/vo/client clients/src/vo/events.py
 	node_modules/.bin/buf lint
 	node_modules/.bin/buf format --diff --exit-code
@@ -58,6 +58,14 @@ bench: install  ## benchmarks against the ffmpeg CLI and MoviePy (installs both 
 	@command -v ffmpeg >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null)
 	$(UV) sync --all-packages --locked --group bench
 	$(BIN)/python bench/reframe.py
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/tts.py
+	$(BIN)/python bench/subtitles.py
+	$(BIN)/python bench/script.py
+	$(BIN)/python bench/audio.py
+	$(BIN)/python bench/captions.py
+	$(BIN)/python bench/store.py
 
 clean:  ## remove the virtual environment, node_modules and demo output
 	rm -rf $(VENV) node_modules vo-demo

@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 stderr = Console(stderr=True)
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -141,7 +142,8 @@ class ProgressBars:
         counts_frames = event.frames_total > 0 or event.frames_done > 0
         done = event.frames_done if counts_frames else event.steps_done
         total = event.frames_total if counts_frames else event.steps_total
-        fields = {
+        # Extra task fields, read by the custom columns above.
+        fields: dict[str, Any] = {
             "fps": event.fps,
             "eta": event.eta_seconds,
             "label": "frames" if counts_frames else "steps",
@@ -152,3 +154,28 @@ class ProgressBars:
             task = self.progress.add_task(event.stage, total=total or None, **fields)
             self.tasks[event.stage] = task
         self.progress.update(task, completed=done, total=total or None, **fields)
+
+
+def run_with_bars(events: Iterable[object], kind: type[T], what: str, *, quiet: bool = False) -> T:
+    """Show a call's progress events as bars; return its last event of ``kind`` (the result)."""
+    result: T | None = None
+    with ProgressBars(quiet=quiet) as bars:
+        for event in events:
+            if isinstance(event, ProgressEvent):
+                bars.update(event)
+            elif isinstance(event, kind):
+                result = event
+    if result is None:
+        raise UsageError(f"the server ended the call without {what}")
+    return result
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``--size 1080x1920`` as (width, height); empty means (0, 0): the server's default."""
+    if not text:
+        return 0, 0
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size {text!r} is not WIDTHxHEIGHT, such as 1080x1920") from None
+    return w, h

@@ -6,18 +6,17 @@ import argparse
 from pathlib import Path
 
 from vo.cli.common import (
-    ProgressBars,
     Services,
-    UsageError,
     add_server_option,
     existing_file,
+    parse_size,
+    run_with_bars,
     services,
     stderr,
     writable_output,
 )
 from vo.client import VideoClient
 from vo.common.v1 import common_pb2
-from vo.events import ProgressEvent
 from vo.video.v1 import video_service_pb2 as pb
 
 
@@ -44,35 +43,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(handler=run)
 
 
-def _size(text: str) -> tuple[int, int]:
-    if not text:
-        return 0, 0
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text!r} is not WIDTHxHEIGHT, such as 1080x1920") from None
-    return w, h
-
-
 def _stream(
     client: VideoClient, request: pb.ReframeRequest | pb.RenderRequest, quiet: bool
 ) -> pb.RenderResult:
     """Stream a reframe or render with progress bars; return the one result."""
-    result: pb.RenderResult | None = None
     calls = (
         client.reframe_request(request)
         if isinstance(request, pb.ReframeRequest)
         else client.render(request)
     )
-    with ProgressBars(quiet=quiet) as bars:
-        for event in calls:
-            if isinstance(event, ProgressEvent):
-                bars.update(event)
-            else:
-                result = event
-    if result is None:
-        raise UsageError("the server ended the call without a result")
-    return result
+    return run_with_bars(calls, pb.RenderResult, "a result", quiet=quiet)
 
 
 def source_for(svc: Services, client: VideoClient, path: Path) -> common_pb2.MediaSource:
@@ -131,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``vo reframe``."""
     source = existing_file(args.input)
     output = writable_output(args.output, (".mp4", ".m4v", ".mov"))
-    width, height = _size(args.size)
+    width, height = parse_size(args.size)
     request = pb.ReframeRequest(
         reframe=pb.ReframeSpec(
             mode=pb.ReframeSpec.MODE_SMART if args.mode == "smart" else pb.ReframeSpec.MODE_CENTER,

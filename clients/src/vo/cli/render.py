@@ -7,14 +7,16 @@ one-pass render, each stage with its own progress bar.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 from vo.cli.common import (
-    ProgressBars,
     Services,
     UsageError,
     add_server_option,
     existing_file,
+    parse_size,
+    run_with_bars,
     services,
     stderr,
     writable_output,
@@ -22,7 +24,7 @@ from vo.cli.common import (
 from vo.cli.effects import parse_curve
 from vo.client.pipeline import PipelineClient, state_name
 from vo.common.v1 import common_pb2
-from vo.events import ProgressEvent, seconds_to_duration
+from vo.events import seconds_to_duration
 from vo.pipeline.v1 import pipeline_service_pb2 as pb
 from vo.video.v1 import video_service_pb2 as vpb
 
@@ -88,16 +90,6 @@ def _read_text(path: str, what: str) -> str:
         raise UsageError(f"{what} file {path} is not UTF-8 text") from None
 
 
-def _size(text: str) -> tuple[int, int]:
-    if not text:
-        return 0, 0
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text!r} is not WIDTHxHEIGHT, such as 1080x1920") from None
-    return w, h
-
-
 def source_for(svc: Services, client: PipelineClient, path: Path) -> common_pb2.MediaSource:
     """By path in-process; uploaded to a remote server."""
     if svc.embedded:
@@ -108,7 +100,7 @@ def source_for(svc: Services, client: PipelineClient, path: Path) -> common_pb2.
 def build_spec(args: argparse.Namespace, svc: Services, client: PipelineClient) -> pb.JobSpec:
     """A JobSpec from the command line (files uploaded when the server is remote)."""
     video = existing_file(args.input)
-    width, height = _size(args.size)
+    width, height = parse_size(args.size)
     mode = {
         "smart": vpb.ReframeSpec.MODE_SMART,
         "center": vpb.ReframeSpec.MODE_CENTER,
@@ -143,18 +135,9 @@ def build_spec(args: argparse.Namespace, svc: Services, client: PipelineClient) 
     return spec
 
 
-def follow(events: object, quiet: bool) -> pb.Job:
+def follow(events: Iterable[object], quiet: bool) -> pb.Job:
     """Show a job's events as progress bars; return its final snapshot."""
-    final: pb.Job | None = None
-    with ProgressBars(quiet=quiet) as bars:
-        for event in events:  # type: ignore[attr-defined]
-            if isinstance(event, ProgressEvent):
-                bars.update(event)
-            else:
-                final = event
-    if final is None:
-        raise UsageError("the server ended the job stream without the job")
-    return final
+    return run_with_bars(events, pb.Job, "the job", quiet=quiet)
 
 
 def check_succeeded(job: pb.Job) -> None:

@@ -24,6 +24,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="uploads, artifacts and state (default $VO_DATA_DIR or ~/.local/share/vo)",
     )
     p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus /metrics on this port (0: any free port; default $VO_METRICS_PORT or none)",
+    )
+    p.add_argument(
         "--allow-path",
         action="append",
         default=[],
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         data_dir=data_dir,
         input_roots=roots or settings.input_roots,
         output_roots=roots or settings.output_roots,
+        metrics_port=settings.metrics_port if args.metrics_port is None else args.metrics_port,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     serve_forever(settings)

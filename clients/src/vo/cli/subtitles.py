@@ -14,10 +14,10 @@ import uuid
 from pathlib import Path
 
 from vo.cli.common import (
-    ProgressBars,
     UsageError,
     add_server_option,
     existing_file,
+    run_with_bars,
     services,
     stderr,
     writable_output,
@@ -30,7 +30,6 @@ from vo.client.subtitle import (
     words_to_dicts,
 )
 from vo.common.v1 import common_pb2
-from vo.events import ProgressEvent
 from vo.subtitle.v1 import subtitle_service_pb2 as pb
 
 SUFFIXES = (".srt", ".vtt", ".ass")
@@ -108,17 +107,11 @@ def _transcribe(
         with VideoClient.connect(target) as video:
             artifact = video.upload(media)
         source = common_pb2.MediaSource(upload_sha256=artifact.sha256)
-    result: pb.TranscribeResult | None = None
     request = transcribe_request(source, script=script, segmentation=seg)
-    with SubtitleClient.connect(target) as client, ProgressBars(quiet=quiet) as bars:
-        for event in client.transcribe_request(request):
-            if isinstance(event, ProgressEvent):
-                bars.update(event)
-            else:
-                result = event
-    if result is None:
-        raise UsageError("the server ended the call without words")
-    return result
+    with SubtitleClient.connect(target) as client:
+        return run_with_bars(
+            client.transcribe_request(request), pb.TranscribeResult, "words", quiet=quiet
+        )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,16 +10,16 @@ import uuid
 from pathlib import Path
 
 from vo.cli.common import (
-    ProgressBars,
     UsageError,
     add_server_option,
     existing_file,
+    run_with_bars,
     services,
     stderr,
     writable_output,
 )
 from vo.client.tts import TtsClient, synthesize_request, words_to_dicts
-from vo.events import ProgressEvent, duration_to_seconds
+from vo.events import duration_to_seconds
 from vo.tts.v1 import tts_service_pb2 as pb
 
 SUFFIXES = (".wav", ".flac", ".m4a", ".ogg", ".opus")
@@ -105,19 +105,10 @@ def run(args: argparse.Namespace) -> int:
         audio_format=output.suffix,
         sample_rate=args.sample_rate,
     )
-    result: pb.SynthesizeResult | None = None
-    with (
-        services(args.server) as svc,
-        TtsClient.connect(svc.target) as client,
-        ProgressBars(quiet=args.quiet) as bars,
-    ):
-        for event in client.synthesize_request(request):
-            if isinstance(event, ProgressEvent):
-                bars.update(event)
-            else:
-                result = event
-    if result is None:
-        raise UsageError("the server ended the call without speech")
+    with services(args.server) as svc, TtsClient.connect(svc.target) as client:
+        result = run_with_bars(
+            client.synthesize_request(request), pb.SynthesizeResult, "speech", quiet=args.quiet
+        )
     _write_atomically(output, result.audio_content)
     if timings is not None:
         words = json.dumps(words_to_dicts(result.words), indent=1, ensure_ascii=False)

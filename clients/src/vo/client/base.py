@@ -7,7 +7,7 @@ gRPC error surfaces as :class:`~vo.client.errors.VoClientError` in exactly one p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
@@ -15,7 +15,9 @@ import grpc
 
 from vo.client.channel import open_aio_channel, open_channel
 from vo.client.errors import VoClientError
+from vo.events import ProgressEvent
 
+T = TypeVar("T")
 StubT = TypeVar("StubT")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -108,3 +110,26 @@ class AsyncServiceClient(Generic[StubT]):
                 yield msg
         except grpc.RpcError as exc:
             raise VoClientError.from_rpc_error(exc) from None
+
+
+def stream_event(msg: Any) -> Any:
+    """A streamed response's event: a :class:`ProgressEvent`, or whatever else its oneof holds.
+
+    Every long RPC's response is ``oneof event { Progress progress; ... }``; this is the one place
+    that turns one into a typed event.
+    """
+    field = msg.WhichOneof("event")
+    if field == "progress":
+        return ProgressEvent.from_proto(msg.progress)
+    return getattr(msg, field)
+
+
+def last_of(events: Iterable[object], kind: type[T], what: str) -> T:
+    """Drain ``events``; return the last one of ``kind`` (the call's result)."""
+    result: T | None = None
+    for event in events:
+        if isinstance(event, kind):
+            result = event
+    if result is None:
+        raise VoClientError(grpc.StatusCode.INTERNAL, f"the server ended the call without {what}")
+    return result

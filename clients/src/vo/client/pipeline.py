@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-from vo.client.base import AsyncServiceClient, ServiceClient
+from vo.client.base import AsyncServiceClient, ServiceClient, stream_event
 from vo.client.channel import upload_chunks, write_download
 from vo.common.v1 import common_pb2
 from vo.events import ProgressEvent
@@ -19,12 +19,6 @@ from vo.pipeline.v1 import pipeline_service_pb2_grpc
 JobEvent = ProgressEvent | pb.Job
 
 TERMINAL_STATES = frozenset({pb.Job.STATE_SUCCEEDED, pb.Job.STATE_FAILED, pb.Job.STATE_CANCELLED})
-
-
-def _event(msg: pb.WatchJobResponse | pb.RenderResponse) -> JobEvent:
-    if msg.HasField("progress"):
-        return ProgressEvent.from_proto(msg.progress)
-    return msg.job
 
 
 def state_name(state: int) -> str:
@@ -76,14 +70,17 @@ class PipelineClient(ServiceClient[pipeline_service_pb2_grpc.PipelineServiceStub
 
     def watch(self, job_id: str) -> Iterator[JobEvent]:
         """The job's current state, then every event until it ends."""
-        return (_event(m) for m in self._stream(self._stub.WatchJob, pb.WatchJobRequest(id=job_id)))
+        return (
+            stream_event(m)
+            for m in self._stream(self._stub.WatchJob, pb.WatchJobRequest(id=job_id))
+        )
 
     def render(
         self, spec: pb.JobSpec, *, project_id: str = "", request_id: str = ""
     ) -> Iterator[JobEvent]:
         """Create a job and watch it in one call."""
         request = pb.RenderRequest(spec=spec, project_id=project_id, request_id=request_id)
-        return (_event(m) for m in self._stream(self._stub.Render, request))
+        return (stream_event(m) for m in self._stream(self._stub.Render, request))
 
 
 class AsyncPipelineClient(AsyncServiceClient["pipeline_service_pb2_grpc.PipelineServiceAsyncStub"]):
@@ -116,7 +113,7 @@ class AsyncPipelineClient(AsyncServiceClient["pipeline_service_pb2_grpc.Pipeline
     async def watch(self, job_id: str) -> AsyncIterator[JobEvent]:
         """The job's current state, then every event until it ends."""
         async for msg in self._stream(self._stub.WatchJob, pb.WatchJobRequest(id=job_id)):
-            yield _event(msg)
+            yield stream_event(msg)
 
     async def render(
         self, spec: pb.JobSpec, *, project_id: str = "", request_id: str = ""
@@ -124,4 +121,4 @@ class AsyncPipelineClient(AsyncServiceClient["pipeline_service_pb2_grpc.Pipeline
         """Create a job and watch it in one call."""
         request = pb.RenderRequest(spec=spec, project_id=project_id, request_id=request_id)
         async for msg in self._stream(self._stub.Render, request):
-            yield _event(msg)
+            yield stream_event(msg)

@@ -15,10 +15,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-
-from vo.client.base import AsyncServiceClient, ServiceClient
-from vo.client.errors import VoClientError
+from vo.client.base import AsyncServiceClient, ServiceClient, last_of
 from vo.events import ProgressEvent, duration_to_seconds, seconds_to_duration
 from vo.script.v1 import script_service_pb2 as pb
 from vo.script.v1 import script_service_pb2_grpc
@@ -69,13 +66,7 @@ def _event(msg: pb.WriteScriptResponse) -> ScriptEvent:
 
 def final_script(events: Iterable[ScriptEvent]) -> pb.Script:
     """Drain ``events`` and return the one Script at the end."""
-    script: pb.Script | None = None
-    for event in events:
-        if isinstance(event, pb.Script):
-            script = event
-    if script is None:
-        raise VoClientError(grpc.StatusCode.INTERNAL, "the server ended the call without a script")
-    return script
+    return last_of(events, pb.Script, "a script")
 
 
 def script_to_dict(script: pb.Script) -> dict[str, Any]:

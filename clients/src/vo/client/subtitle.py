@@ -17,11 +17,8 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import grpc
-
-from vo.client.base import AsyncServiceClient, ServiceClient
+from vo.client.base import AsyncServiceClient, ServiceClient, last_of, stream_event
 from vo.client.channel import media_source
-from vo.client.errors import VoClientError
 from vo.common.v1 import common_pb2
 from vo.events import ProgressEvent, duration_to_seconds, seconds_to_duration
 from vo.subtitle.v1 import subtitle_service_pb2 as pb
@@ -122,21 +119,9 @@ def transcribe_request(
     )
 
 
-def _event(msg: pb.TranscribeResponse) -> TranscribeEvent:
-    if msg.WhichOneof("event") == "progress":
-        return ProgressEvent.from_proto(msg.progress)
-    return msg.result
-
-
 def final_result(events: Iterable[TranscribeEvent]) -> pb.TranscribeResult:
     """Drain ``events`` and return the one result at the end."""
-    result: pb.TranscribeResult | None = None
-    for event in events:
-        if isinstance(event, pb.TranscribeResult):
-            result = event
-    if result is None:
-        raise VoClientError(grpc.StatusCode.INTERNAL, "the server ended the call without words")
-    return result
+    return last_of(events, pb.TranscribeResult, "words")
 
 
 class SubtitleClient(ServiceClient[subtitle_service_pb2_grpc.SubtitleServiceStub]):
@@ -166,7 +151,7 @@ class SubtitleClient(ServiceClient[subtitle_service_pb2_grpc.SubtitleServiceStub
     def transcribe_request(self, request: pb.TranscribeRequest) -> Iterator[TranscribeEvent]:
         """Stream a Transcribe call: progress per chunk of audio, then one result."""
         for msg in self._stream(self._stub.Transcribe, request):
-            yield _event(msg)
+            yield stream_event(msg)
 
     def transcribe(self, source: Source, **options: Any) -> Iterator[TranscribeEvent]:
         """Recognise (or, with ``script=``, align) speech; options as :func:`transcribe_request`."""
@@ -205,7 +190,7 @@ class AsyncSubtitleClient(AsyncServiceClient["subtitle_service_pb2_grpc.Subtitle
     ) -> AsyncIterator[TranscribeEvent]:
         """Stream a Transcribe call: progress per chunk of audio, then one result."""
         async for msg in self._stream(self._stub.Transcribe, request):
-            yield _event(msg)
+            yield stream_event(msg)
 
     def transcribe(self, source: Source, **options: Any) -> AsyncIterator[TranscribeEvent]:
         """Recognise (or, with ``script=``, align) speech; options as :func:`transcribe_request`."""

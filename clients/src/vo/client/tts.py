@@ -16,10 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from typing import Any
 
-import grpc
-
-from vo.client.base import AsyncServiceClient, ServiceClient
-from vo.client.errors import VoClientError
+from vo.client.base import AsyncServiceClient, ServiceClient, last_of, stream_event
 from vo.common.v1 import common_pb2
 from vo.events import ProgressEvent, duration_to_seconds
 from vo.tts.v1 import tts_service_pb2 as pb
@@ -63,21 +60,9 @@ def synthesize_request(
     )
 
 
-def _event(msg: pb.SynthesizeResponse) -> TtsEvent:
-    if msg.WhichOneof("event") == "progress":
-        return ProgressEvent.from_proto(msg.progress)
-    return msg.result
-
-
 def final_result(events: Iterable[TtsEvent]) -> pb.SynthesizeResult:
     """Drain ``events`` and return the one result at the end."""
-    result: pb.SynthesizeResult | None = None
-    for event in events:
-        if isinstance(event, pb.SynthesizeResult):
-            result = event
-    if result is None:
-        raise VoClientError(grpc.StatusCode.INTERNAL, "the server ended the call without speech")
-    return result
+    return last_of(events, pb.SynthesizeResult, "speech")
 
 
 def words_to_dicts(words: Sequence[common_pb2.Word]) -> list[dict[str, Any]]:
@@ -105,7 +90,7 @@ class TtsClient(ServiceClient[tts_service_pb2_grpc.TtsServiceStub]):
     def synthesize_request(self, request: pb.SynthesizeRequest) -> Iterator[TtsEvent]:
         """Stream a Synthesize call: progress per sentence, then one result."""
         for msg in self._stream(self._stub.Synthesize, request):
-            yield _event(msg)
+            yield stream_event(msg)
 
     def synthesize(self, text: str, **options: Any) -> Iterator[TtsEvent]:
         """Speak ``text``; options as :func:`synthesize_request`."""
@@ -126,7 +111,7 @@ class AsyncTtsClient(AsyncServiceClient["tts_service_pb2_grpc.TtsServiceAsyncStu
     async def synthesize_request(self, request: pb.SynthesizeRequest) -> AsyncIterator[TtsEvent]:
         """Stream a Synthesize call: progress per sentence, then one result."""
         async for msg in self._stream(self._stub.Synthesize, request):
-            yield _event(msg)
+            yield stream_event(msg)
 
     def synthesize(self, text: str, **options: Any) -> AsyncIterator[TtsEvent]:
         """Speak ``text``; options as :func:`synthesize_request`."""

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from vo.client.base import AsyncServiceClient, ServiceClient
+from vo.client.base import AsyncServiceClient, ServiceClient, stream_event
 from vo.client.channel import media_source, upload_chunks, write_download, write_download_async
 from vo.common.v1 import common_pb2
 from vo.events import ProgressEvent
@@ -51,14 +51,6 @@ def reframe_request(
     )
 
 
-def _event(
-    msg: pb.ReframeResponse | pb.RenderResponse,
-) -> RenderEvent:
-    if msg.HasField("progress"):
-        return ProgressEvent.from_proto(msg.progress)
-    return msg.result
-
-
 class VideoClient(ServiceClient[video_service_pb2_grpc.VideoServiceStub]):
     """Blocking client for the VideoService."""
 
@@ -80,7 +72,7 @@ class VideoClient(ServiceClient[video_service_pb2_grpc.VideoServiceStub]):
 
     def reframe_request(self, request: pb.ReframeRequest) -> Iterator[RenderEvent]:
         """Stream a Reframe call: progress events, then one RenderResult."""
-        return (_event(msg) for msg in self._stream(self._stub.Reframe, request))
+        return (stream_event(msg) for msg in self._stream(self._stub.Reframe, request))
 
     def reframe(self, source: Source, **options: Any) -> Iterator[RenderEvent]:
         """Reframe ``source``; options as :func:`reframe_request`."""
@@ -88,7 +80,7 @@ class VideoClient(ServiceClient[video_service_pb2_grpc.VideoServiceStub]):
 
     def render(self, request: pb.RenderRequest) -> Iterator[RenderEvent]:
         """Stream a Render call: progress events, then one RenderResult."""
-        return (_event(msg) for msg in self._stream(self._stub.Render, request))
+        return (stream_event(msg) for msg in self._stream(self._stub.Render, request))
 
 
 class AsyncVideoClient(AsyncServiceClient["video_service_pb2_grpc.VideoServiceAsyncStub"]):
@@ -126,7 +118,7 @@ class AsyncVideoClient(AsyncServiceClient["video_service_pb2_grpc.VideoServiceAs
     async def reframe_request(self, request: pb.ReframeRequest) -> AsyncIterator[RenderEvent]:
         """Stream a Reframe call: progress events, then one RenderResult."""
         async for msg in self._stream(self._stub.Reframe, request):
-            yield _event(msg)
+            yield stream_event(msg)
 
     def reframe(self, source: Source, **options: Any) -> AsyncIterator[RenderEvent]:
         """Reframe ``source``; options as :func:`reframe_request`."""
@@ -135,4 +127,4 @@ class AsyncVideoClient(AsyncServiceClient["video_service_pb2_grpc.VideoServiceAs
     async def render(self, request: pb.RenderRequest) -> AsyncIterator[RenderEvent]:
         """Stream a Render call: progress events, then one RenderResult."""
         async for msg in self._stream(self._stub.Render, request):
-            yield _event(msg)
+            yield stream_event(msg)

@@ -43,7 +43,8 @@ class JobState(enum.StrEnum):
         """The state for a ``Job.State`` value; None for ``STATE_UNSPECIFIED`` (no filter)."""
         if value == pipeline_service_pb2.Job.STATE_UNSPECIFIED:
             return None
-        return cls(pipeline_service_pb2.Job.State.Name(value).removeprefix("STATE_"))
+        state = pipeline_service_pb2.Job.State.ValueType(value)
+        return cls(pipeline_service_pb2.Job.State.Name(state).removeprefix("STATE_"))
 
 
 _TERMINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
