@@ -7,6 +7,7 @@ up front, with a message that says what is wrong, before any long work starts.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,36 @@ def _open(path: Path) -> Any:
         raise InvalidInput(f"{path} could not be opened as media: {exc.strerror or exc}") from None
 
 
+_PROBE_CACHE_SIZE = 256
+_probe_cache: dict[tuple[str, int, int, bool], MediaInfo] = {}
+_probe_lock = threading.Lock()
+
+
 def probe(path: Path, *, need_video: bool = False) -> MediaInfo:
+    """:func:`probe_file`, remembered per file version (path, size, mtime).
+
+    Probing decodes the first frames (tens of ms); a server validating many jobs on the same
+    input (``CreateJob`` in a loop) would spend its CPU on that alone. A changed file has a
+    new size or mtime and is probed again; errors are never cached.
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return probe_file(path, need_video=need_video)
+    key = (str(path), stat.st_size, stat.st_mtime_ns, need_video)
+    with _probe_lock:
+        hit = _probe_cache.get(key)
+    if hit is not None:
+        return hit
+    info = probe_file(path, need_video=need_video)
+    with _probe_lock:
+        if len(_probe_cache) >= _PROBE_CACHE_SIZE:
+            _probe_cache.pop(next(iter(_probe_cache)))  # oldest first: dicts keep insertion order
+        _probe_cache[key] = info
+    return info
+
+
+def probe_file(path: Path, *, need_video: bool = False) -> MediaInfo:
     """Read a media file's container and first video/audio streams.
 
     Decodes the first video frame (which also tells the rotation) and checks that the end of

@@ -16,12 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
-from scipy import signal
-from scipy.ndimage import minimum_filter1d, uniform_filter1d
 from vo_core.errors import InvalidInput, NotFound
 from vo_core.progress import duration_to_seconds
 
@@ -52,6 +50,21 @@ _LIMITER_MARGIN_DB = 0.1
 _LIMITER_LOOKAHEAD_S = 0.01
 _LIMITER_RELEASE_S = 0.02
 _OVERSAMPLE = 4
+
+
+def _scipy_signal() -> Any:
+    # Imported on first use: scipy.signal takes seconds to import, and every process that
+    # loads the video service (each pipeline worker) would pay for it at start even when it
+    # never mixes audio.
+    import scipy.signal
+
+    return scipy.signal
+
+
+def _ndimage() -> Any:
+    import scipy.ndimage
+
+    return scipy.ndimage
 
 
 def _db_to_gain(db: float) -> float:
@@ -223,7 +236,7 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     if x.shape[1] < block:
         return -math.inf
     for b, a in _k_weighting(sample_rate):
-        x = signal.lfilter(b, a, x, axis=1)
+        x = _scipy_signal().lfilter(b, a, x, axis=1)
     # Block mean squares from a running sum: one pass, no 400 ms window copies.
     power = np.sum(x * x, axis=0)  # channel sum, all weights 1
     cum = np.concatenate([[0.0], np.cumsum(power)])
@@ -241,7 +254,9 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
 
 def _oversampled_abs(samples: np.ndarray) -> np.ndarray:
     """|signal| 4x oversampled (scipy's default Kaiser FIR), max over channels: ``(n * 4,)``."""
-    up = signal.resample_poly(np.asarray(samples, dtype=np.float64), _OVERSAMPLE, 1, axis=1)
+    up = _scipy_signal().resample_poly(
+        np.asarray(samples, dtype=np.float64), _OVERSAMPLE, 1, axis=1
+    )
     return np.max(np.abs(up), axis=0)
 
 
@@ -321,7 +336,7 @@ def duck_envelope(voice: np.ndarray, sample_rate: int, spec: MixSpec) -> np.ndar
     hop = max(1, round(_DUCK_HOP_S * sample_rate))
     power = np.mean(np.asarray(voice, dtype=np.float64) ** 2, axis=0)
     window = max(1, round(_DUCK_WINDOW_S * sample_rate))
-    ms = uniform_filter1d(power, window, mode="constant")[::hop]
+    ms = _ndimage().uniform_filter1d(power, window, mode="constant")[::hop]
     with np.errstate(divide="ignore"):
         rms_db = 10.0 * np.log10(np.maximum(ms, 1e-20))
     if spec.duck_db <= 0 or ms.size == 0 or rms_db.max() < _DUCK_FLOOR_DB:
@@ -384,9 +399,9 @@ def _limit(samples: np.ndarray, ceiling_db: float, sample_rate: int) -> tuple[np
             break
         need = np.minimum(1.0, ceiling / np.maximum(peak, 1e-12))
         # scipy centres windows; `origin` slides them to [n - hold, n + smooth - 1]...
-        held = minimum_filter1d(need, size, origin=hold - size // 2, mode="nearest")
+        held = _ndimage().minimum_filter1d(need, size, origin=hold - size // 2, mode="nearest")
         # ...and to [n - smooth + 1, n] for the average.
-        gain = uniform_filter1d(held, smooth, origin=(smooth - 1) // 2, mode="nearest")
+        gain = _ndimage().uniform_filter1d(held, smooth, origin=(smooth - 1) // 2, mode="nearest")
         x = x * gain
     else:
         top = float(_oversampled_abs(x).max())
