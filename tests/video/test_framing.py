@@ -36,8 +36,10 @@ def test_follows_a_moving_subject_smoothly_and_keeps_it_in_view() -> None:
     lefts = np.array([path.at(t)[0] for t in times], dtype=float)
     subject = np.interp(times, [i / 6 for i in range(61)], xs)
     assert np.all((subject > lefts) & (subject < lefts + GEO.crop_width)), "subject left the window"
-    # No jitter: per-frame moves small and the acceleration tiny.
-    assert np.abs(np.diff(lefts)).max() <= 14
+    # No jitter: eased moves peak near 14 px/frame (±2 from even-pixel rounding), and the
+    # camera holds still between them.
+    assert np.abs(np.diff(lefts)).max() <= 16
+    assert (np.diff(lefts) == 0).mean() > 0.3, "the camera never holds still"
     assert np.abs(np.diff(lefts, 2)).max() <= 4
 
 

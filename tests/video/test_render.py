@@ -273,3 +273,38 @@ async def test_bad_captions_and_audio(server_target: str, landscape_clip, tmp_pa
         small(audio=pb.AudioMixSpec(voice=_source(long_voice))),
     )
     assert "audio.voice lasts 10.0 s but the video" in err.message
+
+
+def stepped_clip(path: Path, frames: int = 20, fps: int = 10) -> None:
+    """A silent clip whose brightness steps up by 10 every frame."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=fps)
+        v.width, v.height, v.pix_fmt = 320, 180, "yuv420p"
+        for i in range(frames):
+            img = np.full((180, 320, 3), 30 + 10 * i, np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, fps)
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+
+
+@pytest.mark.parametrize("blend", [False, True])
+async def test_slow_motion_repeats_or_blends_frames(
+    server_target: str, tmp_path: Path, blend: bool
+) -> None:
+    src, out = tmp_path / "steps.mp4", tmp_path / "slow.mp4"
+    stepped_clip(src)
+    curve = ramp("0:0.25")
+    curve.ease_duration.CopyFrom(seconds_to_duration(0))
+    curve.blend_frames = blend
+    await render(server_target, src, out, small(ramp=curve))
+    means = []
+    with av.open(str(out)) as c:
+        for frame in c.decode(video=0):
+            means.append(float(frame.to_ndarray(format="gray").mean()))
+    assert len(means) == 80  # 2 s at a quarter speed, at the input's 10 fps
+    levels = {round(m / 2.5) for m in means[:-4]}
+    # Repeating shows each source level 4 times; blending adds the levels in between.
+    assert (len(levels) > 60) if blend else (len(levels) <= 21), sorted(levels)

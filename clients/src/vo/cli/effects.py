@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace, spec: pb.RenderSpec, extra: dict[str, Path]) 
     source = existing_file(args.input)
     output = writable_output(args.output, VIDEO_SUFFIXES)
     spec.encoder.CopyFrom(_encoder(args))
-    with services(args.server) as svc:
+    with services(args.server, video_only=True) as svc:
         result = render_file(svc, source, output, pb.RenderRequest(spec=spec), args.quiet, extra)
     report(output, result)
     return 0

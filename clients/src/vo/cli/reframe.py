@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         encoder=pb.EncoderSpec(preset=args.preset, crf=args.crf),
     )
-    with services(args.server) as svc:
+    with services(args.server, video_only=True) as svc:
         result = render_file(svc, source, output, request, args.quiet)
     report(output, result)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
@@ -15,9 +16,30 @@ from vo.common.v1 import common_pb2
 
 MAX_MESSAGE_BYTES = 64 << 20
 CHUNK_SIZE = 1 << 20
+# Calls that never reached a server (UNAVAILABLE: a replica restarting, a connection being
+# re-established) are retried a few times with backoff instead of failing a job. gRPC only
+# retries before the first response arrives, so a half-streamed render is never replayed.
+RETRY_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", RETRY_SERVICE_CONFIG),
 ]
 
 

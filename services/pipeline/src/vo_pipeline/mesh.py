@@ -1,21 +1,16 @@
 """Every vo service on one gRPC server: ``vo serve``, the CLI's embedded mode, and the workers.
 
-Embedded mode (the CLI without ``--server``) starts the same server in a background thread on
-a private Unix socket, so the CLI always talks gRPC through the typed clients: one code path
-whether the services run in this process or across a cluster. Pipeline workers start the four
-media and text services (not the pipeline) on a socket of their own: :func:`local_mesh`.
+Embedded mode (the CLI without ``--server``) runs them in a background thread
+(:class:`vo_core.embedded.EmbeddedServer`). Pipeline workers start the four media and text
+services (not the pipeline) on a socket of their own: :func:`local_mesh`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shutil
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import grpc
 import vo_script.config
@@ -28,6 +23,7 @@ import vo_video.server
 from vo.pipeline.v1 import pipeline_service_pb2, pipeline_service_pb2_grpc
 from vo.tts.v1 import tts_service_pb2, tts_service_pb2_grpc
 from vo_core.config import ServerSettings
+from vo_core.embedded import EmbeddedServer
 from vo_core.server import add_standard_services, create_server, mark_serving, run_server
 from vo_tts.servicer import TtsServicer
 
@@ -120,70 +116,21 @@ async def serve(
     )
 
 
-class EmbeddedMesh:
-    """Every service in a background thread of this process, on a private Unix socket.
+class EmbeddedMesh(EmbeddedServer):
+    """Every service, the pipeline included, inside this process (the CLI's embedded mode).
 
-    Inputs and outputs may be any path the user can reach (it is their own process); uploads and
-    artifacts go to a temporary data folder removed on exit unless ``data_dir`` is given. The
-    pipeline runs its workers as threads here, started only when a job arrives.
+    The pipeline runs its workers as threads here, started only when a job arrives.
     """
 
     def __init__(self, data_dir: Path | None = None) -> None:
-        self._own_dir = data_dir is None
-        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="vo-embedded-"))
-        self.socket = self.data_dir / "vo.sock"
-        self.target = f"unix:{self.socket}"
-        self._loop = asyncio.new_event_loop()
-        self._server: grpc.aio.Server | None = None
-        self._mesh: Mesh | None = None
-        self._thread = threading.Thread(target=self._loop.run_forever, name="vo-mesh", daemon=True)
+        super().__init__(_embedded_setup, data_dir)
 
-    def start(self) -> EmbeddedMesh:
-        """Start serving; returns once the server accepts calls."""
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=60)
-        return self
 
-    async def _start(self) -> None:
-        shared = ServerSettings(
-            data_dir=self.data_dir, input_roots=(Path("/"),), output_roots=(Path("/"),)
-        )
-        pipeline = dataclasses.replace(
-            vo_pipeline.config.Settings.from_env(),
-            worker_mode="thread",
-            min_workers=1,
-            max_workers=2,
-        )
-        server = create_server()
-        mesh = register_all(server, shared, pipeline)
-        health = add_standard_services(server, mesh.names)
-        server.add_insecure_port(self.target)
-        await server.start()
-        await mesh.start()
-        await mark_serving(health, mesh.names)
-        self._server, self._mesh = server, mesh
-
-    async def _stop(self) -> None:
-        if self._mesh is not None:
-            await self._mesh.stop()
-        if self._server is not None:
-            await self._server.stop(None)
-
-    def stop(self) -> None:
-        """Stop the server and the thread; remove the temporary data folder."""
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=60)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=30)
-        if self._own_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> EmbeddedMesh:
-        return self.start()
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
+def _embedded_setup(server: grpc.aio.Server, shared: ServerSettings) -> Mesh:
+    pipeline = dataclasses.replace(
+        vo_pipeline.config.Settings.from_env(), worker_mode="thread", min_workers=0, max_workers=2
+    )
+    return register_all(server, shared, pipeline)
 
 
 def serve_forever(

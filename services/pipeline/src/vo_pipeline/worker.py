@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import grpc
 from vo.client.channel import open_aio_channel
 from vo.client.errors import VoClientError
 from vo.client.script import AsyncScriptClient
@@ -39,7 +40,11 @@ from vo_pipeline.dag import Clients, JobRunner
 
 log = logging.getLogger(__name__)
 
-PROGRESS_PERSIST_SECONDS = 1.0  # how often a running job's last progress is written to the store
+PROGRESS_PERSIST_SECONDS = 1.0
+STEP_DEADLINE_SECONDS = 600.0  # script, speech, cues and recognition of a long input
+RENDER_DEADLINE_SECONDS = (
+    6 * 3600.0
+)  # a render of the longest accepted input (4 h) on a slow CPU  # how often a running job's last progress is written to the store
 
 
 class EventSink(Protocol):
@@ -117,12 +122,17 @@ class Worker:
             output_roots=(Path(self.config.data_dir),),
         )
         server, target = await local_mesh(shared, socket_dir / "mesh.sock")
-        # Traced channels: each call carries the job's trace context to the service.
+
+        # Traced channels: each call carries the job's trace context to the service. Deadlines
+        # bound a stuck call; renders get hours, as inputs may be hours long.
+        def channel() -> grpc.aio.Channel:
+            return open_aio_channel(target, aio_client_interceptors())
+
         clients = Clients(
-            video=AsyncVideoClient(open_aio_channel(target, aio_client_interceptors())),
-            tts=AsyncTtsClient(open_aio_channel(target, aio_client_interceptors())),
-            subtitle=AsyncSubtitleClient(open_aio_channel(target, aio_client_interceptors())),
-            script=AsyncScriptClient(open_aio_channel(target, aio_client_interceptors())),
+            video=AsyncVideoClient(channel(), timeout=RENDER_DEADLINE_SECONDS),
+            tts=AsyncTtsClient(channel(), timeout=STEP_DEADLINE_SECONDS),
+            subtitle=AsyncSubtitleClient(channel(), timeout=STEP_DEADLINE_SECONDS),
+            script=AsyncScriptClient(channel(), timeout=STEP_DEADLINE_SECONDS),
         )
         cache = Cache.memory_and_disk(
             self.config.cache_memory_bytes,

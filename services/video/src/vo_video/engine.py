@@ -293,12 +293,40 @@ class RenderPlan:
     soundtrack: np.ndarray | None = None  # (2, n) float32 at 48 kHz replacing the input audio
 
 
+def _plane(plane: Any) -> np.ndarray:
+    """A writable (height, line_size) view of a frame plane's bytes."""
+    return np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
+
+
 def _copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
-    """A deep copy of a yuv420p frame (reformat to the same format returns the same frame)."""
+    """A deep copy of a yuv420p frame (reformat to the same format returns the same frame).
+
+    Rows are copied pixel by pixel: the padding at the end of each row (line_size) differs
+    between frames made by a filter graph and frames made here.
+    """
     copy = av.VideoFrame(frame.width, frame.height, "yuv420p")
     for src, dst in zip(frame.planes, copy.planes, strict=True):
-        dst.update(bytes(src))
+        _plane(dst)[:, : dst.width] = _plane(src)[: dst.height, : dst.width]
     return copy
+
+
+def _blend(a: av.VideoFrame, b: av.VideoFrame, weight_b: float) -> av.VideoFrame:
+    """A new yuv420p frame mixing ``a`` and ``b`` (slow-motion frame blending), in integers."""
+    if weight_b <= 0.0:
+        return _copy_frame(a)
+    if weight_b >= 1.0:
+        return _copy_frame(b)
+    w = round(weight_b * 256)
+    out = av.VideoFrame(a.width, a.height, "yuv420p")
+    for plane_a, plane_b, plane_out in zip(a.planes, b.planes, out.planes, strict=True):
+        # Rows carry padding (line_size >= width) that differs between frames: mix the pixels.
+        h, width = plane_out.height, plane_out.width
+        xa, xb, xo = _plane(plane_a), _plane(plane_b), _plane(plane_out)
+        mixed = xa[:h, :width].astype(np.uint16) * np.uint16(256 - w)
+        mixed += xb[:h, :width].astype(np.uint16) * np.uint16(w)
+        mixed += np.uint16(128)
+        xo[:, :width] = (mixed >> 8).astype(np.uint8)
+    return out
 
 
 class EncodePass:
@@ -325,6 +353,9 @@ class EncodePass:
         self.meter = meter
         self.period = 1 / float(plan.fps)
         self.next_out = 0
+        # Blend neighbouring frames in slow segments when the speed ramp asks for it.
+        self.blend = bool(getattr(plan.timeline, "blend_frames", False))
+        self._next_picture: tuple[float, av.VideoFrame] | None = None
 
     def run(self) -> Iterator[ProgressEvent]:
         """Do the pass, yielding progress; ``self.next_out`` is the frame count afterwards."""
@@ -395,7 +426,9 @@ class EncodePass:
                     else fallback_period
                 )
                 video_end = max(video_end, t + shown)
-                if held is not None:
+                if held is not None and self.blend:
+                    yield from self._emit_blended(held, (frame, t), vout, dst, audio)
+                elif held is not None:
                     # Slots nearer the held frame than this one belong to the held frame.
                     yield from self._emit(held[0], held[1], (held[1] + t) / 2, vout, dst, audio)
                 held = (frame, t)
@@ -427,21 +460,59 @@ class EncodePass:
             copies += 1
         if not copies:
             return
-        picture = self.plan.transform(frame, src_time)
+        picture = self._transformed(frame, src_time)
         overlay = self.plan.overlay
         # Overlays draw in place; a repeated frame needs a clean copy for each slot.
         pristine = _copy_frame(picture) if overlay is not None and copies > 1 else None
         for i in range(copies):
-            self.token.check()
             out = picture if i == 0 or pristine is None else _copy_frame(pristine)
-            if overlay is not None:
-                overlay(out, self.next_out * self.period)
-            out.pts = self.next_out
-            out.time_base = Fraction(1) / self.plan.fps
-            for packet in vout.encode(out):
-                dst.mux(packet)
-            self.next_out += 1
-            if event := self.meter.advance(1):
+            if (event := self._encode(out, vout, dst)) is not None:
+                yield event
+        if audio is not None:
+            audio.drain(self.next_out * self.period, dst)
+
+    def _transformed(self, frame: av.VideoFrame, src_time: float) -> av.VideoFrame:
+        """The transformed picture of ``frame`` (already made when it was blended as "next")."""
+        cached, self._next_picture = self._next_picture, None
+        if cached is not None and cached[0] == src_time:
+            return cached[1]
+        return self.plan.transform(frame, src_time)
+
+    def _encode(self, picture: av.VideoFrame, vout: Any, dst: Any) -> ProgressEvent | None:
+        """Draw overlays, stamp the slot's pts, encode and mux one output frame."""
+        self.token.check()
+        if self.plan.overlay is not None:
+            self.plan.overlay(picture, self.next_out * self.period)
+        picture.pts = self.next_out
+        picture.time_base = Fraction(1) / self.plan.fps
+        for packet in vout.encode(picture):
+            dst.mux(packet)
+        self.next_out += 1
+        return self.meter.advance(1)
+
+    def _emit_blended(
+        self,
+        held: tuple[av.VideoFrame, float],
+        following: tuple[av.VideoFrame, float],
+        vout: Any,
+        dst: Any,
+        audio: AudioTrack | None,
+    ) -> Iterator[ProgressEvent]:
+        """Slots whose source time lies between two frames mix them by where it falls."""
+        (frame, src_time), (next_frame, next_time) = held, following
+        timeline = self.plan.timeline
+        slots = 0
+        while timeline.source_time((self.next_out + slots) * self.period) < next_time - 1e-9:
+            slots += 1
+        if not slots:
+            return
+        a = self._transformed(frame, src_time)
+        b = self.plan.transform(next_frame, next_time)
+        self._next_picture = (next_time, b)
+        weights = cast(Any, timeline).frame_weights
+        for _ in range(slots):
+            _, w_next = weights(self.next_out * self.period, src_time, next_time)
+            if (event := self._encode(_blend(a, b, w_next), vout, dst)) is not None:
                 yield event
         if audio is not None:
             audio.drain(self.next_out * self.period, dst)
