@@ -6,6 +6,12 @@ exit status. Any error a user can fix ends as one line on stderr and exit status
 
 from __future__ import annotations
 
+import os
+
+# gRPC's C core logs connection events (GOAWAY on shutdown) at INFO to stderr; a command line
+# tool's stderr is for the user. Set before grpc is imported; an explicit setting wins.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
 import argparse
 import sys
 from collections.abc import Sequence

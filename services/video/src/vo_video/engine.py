@@ -8,10 +8,13 @@ padded so it ends with the video.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -329,6 +332,57 @@ def _blend(a: av.VideoFrame, b: av.VideoFrame, weight_b: float) -> av.VideoFrame
     return out
 
 
+_Item = tuple[av.AudioFrame | av.VideoFrame, float, av.VideoFrame | None]
+
+_END = object()
+
+
+def produce_in_thread(
+    items: Iterator[_Item], token: CancelToken, depth: int = 8
+) -> Generator[_Item, None, None]:
+    """Run ``items`` in a producer thread; yield them here, in order, with its exceptions.
+
+    PyAV releases the GIL while decoding and filtering, so the producer's work overlaps the
+    encoder's. The queue is bounded (``depth`` frames), keeping memory flat; when the consumer
+    stops early the token stops the producer at its next frame.
+    """
+    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+
+    def put(item: object) -> bool:
+        while not token.cancelled:
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    thread = threading.Thread(target=work, name="vo-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        if thread.is_alive():
+            token.cancel()
+            # Wait for it: the caller closes the containers the producer is reading.
+            thread.join()
+
+
 class EncodePass:
     """Decode every frame, place it on the constant-rate output clock, transform, encode.
 
@@ -355,6 +409,9 @@ class EncodePass:
         self.next_out = 0
         # Blend neighbouring frames in slow segments when the speed ramp asks for it.
         self.blend = bool(getattr(plan.timeline, "blend_frames", False))
+        # Without a speed ramp every decoded frame is shown: transform it in the producer
+        # thread, overlapping the filter graph with the encoder (~10% faster on 2 cores).
+        self.pretransform = isinstance(plan.timeline, IdentityTimeline)
         self._next_picture: tuple[float, av.VideoFrame] | None = None
 
     def run(self) -> Iterator[ProgressEvent]:
@@ -390,52 +447,87 @@ class EncodePass:
             if audio is not None:
                 audio.close(self.next_out * self.period, dst)
 
-    def _frames(
-        self, src: Any, dst: Any, vin: Any, ain: Any, vout: Any, audio: AudioTrack | None
-    ) -> Iterator[ProgressEvent]:
-        origin: float | None = None  # source time of the first video frame = time 0
-        pending_audio: list[av.AudioFrame] = []  # audio decoded before the first video frame
-        held: tuple[av.VideoFrame, float] | None = None
-        video_end = 0.0
-        video_info = self.job.info.video
-        fallback_period = 1 / ((video_info.frame_rate if video_info else 0.0) or 30.0)
-        streams = [s for s in (vin, ain) if s is not None]
+    def _decoded(self, src: Any, streams: list[Any]) -> Generator[_Item, None, None]:
+        """Decoded frames on the output clock's origin: (frame, time, transformed or None).
+
+        Time 0 is the first video frame; audio decoded before it waits for it. When every
+        frame will be shown once or more (no speed ramp), the picture is transformed here too,
+        so a producer thread can run decode and the filter graph while the encoder works.
+        """
+        origin: float | None = None
+        pending_audio: list[av.AudioFrame] = []
         for packet in src.demux(*streams):
             self.token.check()
             for frame in packet.decode():
+                if frame.time is None:
+                    continue
                 if isinstance(frame, av.AudioFrame):
-                    if frame.time is None or audio is None:
-                        continue
                     if origin is None:
                         pending_audio.append(frame)
                     else:
-                        audio.push(frame, frame.time - origin)
+                        yield frame, frame.time - origin, None
                     continue
-                if not isinstance(frame, av.VideoFrame) or frame.time is None:
+                if not isinstance(frame, av.VideoFrame):
                     continue
                 if origin is None:
                     origin = frame.time
                     for early in pending_audio:
-                        if audio is not None and early.time is not None:
-                            audio.push(early, early.time - origin)
+                        yield early, (early.time or 0.0) - origin, None
                     pending_audio.clear()
                 t = frame.time - origin
-                shown = (
-                    float(frame.duration * frame.time_base)
-                    if frame.duration and frame.time_base
-                    else fallback_period
+                picture = self.plan.transform(frame, t) if self.pretransform else None
+                yield frame, t, picture
+
+    def _frames(
+        self, src: Any, dst: Any, vin: Any, ain: Any, vout: Any, audio: AudioTrack | None
+    ) -> Iterator[ProgressEvent]:
+        video_info = self.job.info.video
+        fallback_period = 1 / ((video_info.frame_rate if video_info else 0.0) or 30.0)
+        streams = [s for s in (vin, ain) if s is not None]
+        items: Generator[_Item, None, None] = self._decoded(src, streams)
+        if self.pretransform:
+            items = produce_in_thread(items, self.token)
+        # Close the items explicitly on the way out (an error, a cancel): the producer thread
+        # must stop before the containers close under it, or FFmpeg reads freed memory.
+        with contextlib.closing(items):
+            yield from self._place(items, vout, dst, audio, fallback_period)
+
+    def _place(
+        self,
+        items: Iterator[_Item],
+        vout: Any,
+        dst: Any,
+        audio: AudioTrack | None,
+        fallback_period: float,
+    ) -> Iterator[ProgressEvent]:
+        """Put each decoded frame into the output slots it owns; audio into its track."""
+        held: tuple[av.VideoFrame, float, av.VideoFrame | None] | None = None
+        video_end = 0.0
+        for frame, t, picture in items:
+            if isinstance(frame, av.AudioFrame):
+                if audio is not None:
+                    audio.push(frame, t)
+                continue
+            shown = (
+                float(frame.duration * frame.time_base)
+                if frame.duration and frame.time_base
+                else fallback_period
+            )
+            video_end = max(video_end, t + shown)
+            if held is not None and self.blend:
+                yield from self._emit_blended(held[:2], (frame, t), vout, dst, audio)
+            elif held is not None:
+                # Slots nearer the held frame than this one belong to the held frame.
+                yield from self._emit(
+                    held[0], held[1], (held[1] + t) / 2, vout, dst, audio, picture=held[2]
                 )
-                video_end = max(video_end, t + shown)
-                if held is not None and self.blend:
-                    yield from self._emit_blended(held, (frame, t), vout, dst, audio)
-                elif held is not None:
-                    # Slots nearer the held frame than this one belong to the held frame.
-                    yield from self._emit(held[0], held[1], (held[1] + t) / 2, vout, dst, audio)
-                held = (frame, t)
+            held = (frame, t, picture)
         if held is None:
             raise ValueError(f"{self.job.input}: no video frame could be decoded")
         end_output = self.plan.timeline.output_time(video_end)
-        yield from self._emit(held[0], held[1], None, vout, dst, audio, end_output=end_output)
+        yield from self._emit(
+            held[0], held[1], None, vout, dst, audio, end_output=end_output, picture=held[2]
+        )
 
     def _emit(
         self,
@@ -446,8 +538,12 @@ class EncodePass:
         dst: Any,
         audio: AudioTrack | None,
         end_output: float = 0.0,
+        picture: av.VideoFrame | None = None,
     ) -> Iterator[ProgressEvent]:
-        """Encode ``frame`` into every output slot it owns (before ``until_source`` or the end)."""
+        """Encode ``frame`` into every output slot it owns (before ``until_source`` or the end).
+
+        ``picture`` is the frame already transformed (by the producer thread), if it was.
+        """
         timeline = self.plan.timeline
         copies = 0
         while True:
@@ -460,7 +556,8 @@ class EncodePass:
             copies += 1
         if not copies:
             return
-        picture = self._transformed(frame, src_time)
+        if picture is None:
+            picture = self._transformed(frame, src_time)
         overlay = self.plan.overlay
         # Overlays draw in place; a repeated frame needs a clean copy for each slot.
         pristine = _copy_frame(picture) if overlay is not None and copies > 1 else None

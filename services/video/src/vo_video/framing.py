@@ -15,9 +15,9 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
-import cv2
 import numpy as np
 from vo_core.media import MediaInfo
 from vo_core.progress import ProgressEvent, ProgressMeter
@@ -122,13 +122,22 @@ class Sample:
     cut: bool  # a scene cut happened just before this sample
 
 
-_cascade: cv2.CascadeClassifier | None = None
+_cascade: Any = None
 
 
-def _face_cascade() -> cv2.CascadeClassifier:
+def _cv2() -> Any:
+    # OpenCV is imported on first use: it costs a few hundred ms at start, and only smart
+    # framing needs it (a centre crop or a ramp should not wait for it).
+    import cv2
+
+    return cv2
+
+
+def _face_cascade() -> Any:
     global _cascade
+    cv2 = _cv2()
     if _cascade is None:
-        cascades = Path(cv2.data.haarcascades)  # type: ignore[attr-defined]
+        cascades = Path(cv2.data.haarcascades)
         path = cascades / "haarcascade_frontalface_default.xml"
         _cascade = cv2.CascadeClassifier(str(path))
         if _cascade.empty():
@@ -159,6 +168,7 @@ def find_subject(
         cx = float(((faces[:, 0] + faces[:, 2] / 2) * weights).sum())
         cy = float(((faces[:, 1] + faces[:, 3] / 2) * weights).sum())
         return (cx, cy), "face"
+    cv2 = _cv2()
     blur = cv2.GaussianBlur(gray, (5, 5), 0)
     if prev is not None:
         diff = cv2.absdiff(blur, prev).astype(np.float32)
@@ -180,7 +190,7 @@ def find_subject(
 
 
 def _histogram(gray: np.ndarray) -> np.ndarray:
-    hist = cv2.calcHist([gray], [0], None, [32], [0, 256]).ravel()
+    hist = _cv2().calcHist([gray], [0], None, [32], [0, 256]).ravel()
     return hist / max(1.0, float(hist.sum()))
 
 
@@ -225,7 +235,7 @@ def analyse(
             if target is not None:
                 target = (target[0] * scale_x, target[1] * scale_y)
             samples.append(Sample(t, target, source, cut))
-            prev_small = cv2.GaussianBlur(gray, (5, 5), 0)
+            prev_small = _cv2().GaussianBlur(gray, (5, 5), 0)
             prev_hist = hist
             meter.done = min(meter.total, round(t * fps))
             if event := meter.advance(0):

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import vo_core.metrics as metrics
 from vo.common.v1 import common_pb2
 from vo.video.v1 import video_service_pb2 as pb
 from vo.video.v1 import video_service_pb2_grpc
-from vo_core import metrics
 from vo_core.media import probe
 from vo_core.progress import ProgressEvent
 from vo_core.storage import resolve_source
