@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -17,6 +18,15 @@ from pipeline.pipeline_helpers import ARTICLE
 from vo.pipeline.v1 import pipeline_service_pb2 as pb
 from vo.pipeline.v1 import pipeline_service_pb2_grpc
 from vo_video.samples import write_sample
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples whose labels include ``labels`` (any order, any process)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def free_port() -> int:
@@ -37,7 +47,18 @@ class Server:
             **env,
         }
         self.proc = subprocess.Popen(
-            [VO, "serve", "--port", str(port), "--data-dir", str(data), "--allow-path", str(allow)],
+            [
+                VO,
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(data),
+                "--allow-path",
+                str(allow),
+                "--metrics-port",
+                "0",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -47,6 +68,11 @@ class Server:
         line = self.proc.stdout.readline()
         assert "serving" in line, line
         self.target = f"127.0.0.1:{port}"
+        self.metrics_port = int(line.split("metrics on :")[1].split("/")[0])
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return urllib.request.urlopen(url, timeout=10).read().decode()
 
     def stub(self) -> pipeline_service_pb2_grpc.PipelineServiceStub:
         return pipeline_service_pb2_grpc.PipelineServiceStub(grpc.insecure_channel(self.target))
@@ -166,6 +192,20 @@ def test_sigkill_mid_render_then_restart_resumes_from_the_last_step(
         assert decode(out).frames == 480
         r = vo("jobs", "watch", job_id, "--server", restarted.target, "--quiet")
         assert r.returncode == 0
+        # The render ran in a worker process; its metrics reach the server's /metrics.
+        text = restarted.metrics()
+        assert sample(text, "video_processing_duration_seconds_count", operation="render") >= 1
+        assert (
+            sample(
+                text,
+                "grpc_server_handled_total",
+                grpc_service="vo.video.v1.VideoService",
+                grpc_method="Render",
+                grpc_code="OK",
+            )
+            >= 1
+        )
+        assert sample(text, "jobs", state="succeeded") >= 1
     finally:
         restarted.stop()
 

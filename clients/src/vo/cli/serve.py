@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from vo.cli.common import UsageError
@@ -43,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     """Handle ``vo serve``."""
     try:
         from vo_core.config import ServerSettings
-        from vo_pipeline.mesh import serve_forever
     except ImportError as exc:
         raise UsageError(
             f"the services are not installed here ({exc.name}); install vo[embedded]"
@@ -63,5 +63,22 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=settings.metrics_port if args.metrics_port is None else args.metrics_port,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.metrics_port >= 0:
+        share_metrics_with_workers(data_dir / "metrics")
+    from vo_pipeline.mesh import serve_forever  # after the line above: metrics are made on import
+
     serve_forever(settings)
     return 0
+
+
+def share_metrics_with_workers(folder: Path) -> None:
+    """Let the pipeline's worker processes report through this server's ``/metrics``.
+
+    prometheus_client's multiprocess mode keeps each process's samples in files in ``folder``
+    and adds them up when scraped. It must be chosen before any metric is created, and the
+    files of a previous run must go.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(folder))

@@ -13,6 +13,9 @@ the code that knows the numbers, through the helpers here:
 
 Every service in a process (``vo serve`` runs all five) shares these objects, so one
 ``/metrics`` endpoint per process covers them all; see :func:`vo_core.server.start_metrics_server`.
+When the pipeline runs its workers as processes, ``vo serve`` sets prometheus_client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) before any metric exists, so the one endpoint
+also reports what the workers' services recorded.
 """
 
 from __future__ import annotations
@@ -87,15 +90,19 @@ VIDEO_PROCESSING_SECONDS = Histogram(
     ["operation"],
     buckets=OPERATION_BUCKETS,
 )
+# Only the server process sets these; with worker processes (multiprocess mode) the most
+# recent value is the one to report, not one series per process.
 QUEUE_DEPTH = Gauge(
     "queue_depth",
     "Items waiting in a queue.",
     ["queue_name"],
+    multiprocess_mode="mostrecent",
 )
 JOBS = Gauge(
     "jobs",
     "Jobs by state, as last counted by the job store.",
     ["state"],
+    multiprocess_mode="mostrecent",
 )
 CACHE_REQUESTS = Counter(
     "cache_requests_total",

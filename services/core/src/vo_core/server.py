@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -62,7 +63,16 @@ def start_metrics_server(port: int, host: str = "0.0.0.0") -> int:
     global _metrics_port
     with _metrics_lock:
         if _metrics_port is None:
-            http_server, _thread = prometheus_client.start_http_server(port, addr=host)
+            registry = prometheus_client.REGISTRY
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                # Worker processes write their samples to files there; add them all up.
+                from prometheus_client import multiprocess
+
+                registry = prometheus_client.CollectorRegistry()
+                multiprocess.MultiProcessCollector(registry)
+            http_server, _thread = prometheus_client.start_http_server(
+                port, addr=host, registry=registry
+            )
             _metrics_port = int(http_server.server_port)
             log.info("serving Prometheus metrics on http://%s:%d/metrics", host, _metrics_port)
         elif port not in (0, _metrics_port):
