@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vo_core import metrics
 from vo_core.jobs import JobState
 from vo_core.store import SqliteJobStore
 
@@ -196,6 +197,7 @@ class WorkerPool:
             if handle.job is not None:
                 await self._recover(handle.job, f"worker process died (exit code {code})")
         depth = await self.store.queue_depth()
+        metrics.set_queue_depth("pipeline", depth)
         idle = [h for h in self.workers.values() if h.job is None and not h.stopping]
         live = [h for h in self.workers.values() if not h.stopping]
         # Enough workers for what waits, never fewer than min_workers (dead ones are replaced).

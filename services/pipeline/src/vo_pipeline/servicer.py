@@ -163,8 +163,7 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
             project, request_id, spec.SerializeToString(), plan_steps(spec)
         )
         if created:
-            pool.notify()
-            await self._update_gauges()
+            pool.notify()  # the gauges follow within a monitor tick; counting here costs a scan
         return record
 
     async def CreateJob(
