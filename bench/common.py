@@ -15,6 +15,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 VO = str(Path(sys.executable).parent / "vo")
+# The ffmpeg CLI side's encoder settings: vo's defaults (libx264 veryfast crf 23, AAC 128k).
+ENCODER_ARGS = [
+    "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+    "-c:a", "aac", "-b:a", "128k",
+]  # fmt: skip
 
 
 def ffmpeg_binary() -> str:

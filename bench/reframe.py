@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import OUT, VO, alternate, ffmpeg_binary, run_child, table
+from common import ENCODER_ARGS, OUT, VO, alternate, ffmpeg_binary, run_child, table
 
 WIDTH, HEIGHT, FPS = 1920, 1080, 30
 CROP_W = 606  # the largest even 9:16 window in 1080 rows, as vo computes it
@@ -97,18 +97,7 @@ def ffmpeg_cmd(src: Path, dst: Path) -> list[str]:
         str(src),
         "-vf",
         f"crop={CROP_W}:{HEIGHT}:{CROP_X}:0,scale=1080:1920",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "23",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
+        *ENCODER_ARGS,
         "-ar",
         "48000",
         "-ac",

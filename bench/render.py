@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import OUT, alternate, ffmpeg_binary, run_child, table
+from common import ENCODER_ARGS, OUT, alternate, ffmpeg_binary, run_child, table
 from reframe import make_inputs
 from vo.client import VideoClient
 from vo.client.tts import TtsClient, final_result
@@ -99,18 +99,7 @@ def ffmpeg_cmd(src: Path, voice: Path, dst: Path) -> list[str]:
         "[vout]",
         "-map",
         "[aout]",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        "23",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
+        *ENCODER_ARGS,
         "-movflags",
         "+faststart",
         str(dst),

@@ -17,12 +17,22 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from vo.common.v1 import common_pb2
 
 from vo_core.errors import InvalidInput, NotFound, PermissionDenied, ResourceExhausted
 
 CHUNK_SIZE = 1 << 20  # 1 MiB: well under gRPC's default 4 MiB message limit.
+
+
+class CarriesChunk(Protocol):
+    """An upload request message (``UploadMediaRequest``, ``UploadInputRequest``)."""
+
+    @property
+    def chunk(self) -> common_pb2.UploadChunk:
+        """The next piece of the file."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +127,11 @@ class ArtifactStore:
             return Artifact(sha, path.stat().st_size, media_type_for(path.name), path)
         raise NotFound(f"no artifact with sha256 {sha}; upload it first")
 
-    async def receive_upload(self, chunks: AsyncIterator[common_pb2.UploadChunk]) -> Artifact:
-        """Store a client-streamed upload, checking size and the announced sha256."""
+    async def receive_upload(self, requests: AsyncIterator[CarriesChunk]) -> Artifact:
+        """Store a client-streamed upload (any request messages with a ``chunk`` field).
+
+        Checks the announced size against the limit up front and the sha256 at the end.
+        """
         h = hashlib.sha256()
         size = 0
         filename = ""
@@ -127,7 +140,8 @@ class ArtifactStore:
         try:
             with tmp.open("wb") as f:
                 first = True
-                async for chunk in chunks:
+                async for request in requests:
+                    chunk = request.chunk
                     if first:
                         filename, expected = chunk.filename, chunk.expected_sha256.lower()
                         if chunk.total_bytes > self.max_upload_bytes:

@@ -1,16 +1,19 @@
-"""Running blocking engine generators from asyncio servicers.
+"""Running blocking generators in a thread of their own.
 
 Media and speech engines are plain (blocking) generators of progress events. Servicers stream
-them with :func:`stream_in_thread`: the generator runs in a worker thread, items cross over a
-queue, and when the client goes away the :class:`CancelToken` tells the engine to stop at its
-next check, so a cancelled render frees its thread within one frame.
+them with :func:`stream_in_thread` (to asyncio); :func:`iterate_in_thread` is its blocking
+twin, for a stage inside an engine (decode and filter while the encoder works). In both, the
+generator runs in a worker thread, items cross over a bounded queue, and when the consumer goes
+away the :class:`CancelToken` tells the producer to stop at its next check, so a cancelled
+render frees its thread within one frame.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import TypeVar
 
 from vo_core.errors import Cancelled
@@ -79,3 +82,49 @@ async def stream_in_thread(
         # Unblock a worker waiting on a full queue so it can see the token and exit.
         while not queue.empty():
             queue.get_nowait()
+
+
+def iterate_in_thread(
+    items: Iterator[T], token: CancelToken, depth: int = 8
+) -> Generator[T, None, None]:
+    """Run ``items`` in a producer thread; yield them here, in order, with its exceptions.
+
+    PyAV releases the GIL while decoding and filtering, so the producer's work overlaps the
+    consumer's. The queue is bounded (``depth`` items), keeping memory flat. When the consumer
+    stops early the token stops the producer at its next item, and closing this generator
+    waits for the producer to end: callers close resources it reads only after that.
+    """
+    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+
+    def put(item: object) -> bool:
+        while not token.cancelled:
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    thread = threading.Thread(target=work, name="vo-producer", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        if thread.is_alive():
+            token.cancel()
+            thread.join()

@@ -9,14 +9,15 @@ folded into one overall fraction that never goes backwards.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from vo.client.script import AsyncScriptClient, TokenEvent
+from vo.client.script import AsyncScriptClient
 from vo.client.subtitle import AsyncSubtitleClient
 from vo.client.tts import AsyncTtsClient
 from vo.client.video import AsyncVideoClient
@@ -28,10 +29,12 @@ from vo.subtitle.v1 import subtitle_service_pb2 as subpb
 from vo.tts.v1 import tts_service_pb2 as tpb
 from vo.video.v1 import video_service_pb2 as vpb
 from vo_core.cache import Cache, cache_key
-from vo_core.errors import InvalidInput
+from vo_core.errors import InvalidInput, Unavailable
 from vo_core.jobs import JobRecord, StepState
 from vo_core.telemetry import traced
 from vo_video.ramp import SpeedCurve
+
+T = TypeVar("T")
 
 ENGINE_VERSION = "pipeline-1"
 DEFAULT_RATE = 165  # words per minute, the TTS default the scripts are fitted to
@@ -88,18 +91,8 @@ class OverallProgress:
         """The event with its fraction mapped into the job's span for ``step``."""
         lo, hi = self.spans[step]
         self.best = max(self.best, min(1.0, lo + (hi - lo) * event.fraction))
-        return ProgressEvent(
-            stage=event.stage if event.stage == step else f"{step}:{event.stage}",
-            frames_done=event.frames_done,
-            frames_total=event.frames_total,
-            fraction=self.best,
-            fps=event.fps,
-            eta_seconds=event.eta_seconds,
-            elapsed_seconds=event.elapsed_seconds,
-            message=event.message,
-            steps_done=event.steps_done,
-            steps_total=event.steps_total,
-        )
+        stage = event.stage if event.stage == step else f"{step}:{event.stage}"
+        return dataclasses.replace(event, stage=stage, fraction=self.best)
 
     def step_done(self, step: str) -> ProgressEvent:
         """An event at the end of ``step``'s span."""
@@ -107,6 +100,19 @@ class OverallProgress:
         return ProgressEvent(
             stage=step, fraction=self.best, steps_done=1, steps_total=1, message=f"{step} done"
         )
+
+
+async def _drain(events: AsyncIterator[object], kind: type[T], report: ProgressReporter) -> T:
+    """Report a call's progress events; return its one result of ``kind``."""
+    result: T | None = None
+    async for event in events:
+        if isinstance(event, ProgressEvent):
+            report(event)
+        elif isinstance(event, kind):
+            result = event
+    if result is None:
+        raise Unavailable(f"the service ended the call without a {kind.__name__}")
+    return result
 
 
 def _b64(data: bytes) -> str:
@@ -169,13 +175,9 @@ class JobRunner:
         )
         if spec.HasField("target_duration"):
             request.target_duration.CopyFrom(spec.target_duration)
-        script: spb.Script | None = None
-        async for event in self.clients.script.write_request(request):
-            if isinstance(event, ProgressEvent):
-                report(event)
-            elif not isinstance(event, TokenEvent):
-                script = event
-        if script is None or not script.text:
+        # Streamed tokens (LLM engines) are not shown in a job's progress.
+        script = await _drain(self.clients.script.write_request(request), spb.Script, report)
+        if not script.text:
             raise InvalidInput("the script writer returned no text")
         return {"text": script.text, "title": script.title}, StepState.SUCCEEDED
 
@@ -204,14 +206,9 @@ class JobRunner:
     async def _speak(
         self, request: tpb.SynthesizeRequest, report: ProgressReporter
     ) -> tpb.SynthesizeResult:
-        result: tpb.SynthesizeResult | None = None
-        async for event in self.clients.tts.synthesize_request(request):
-            if isinstance(event, ProgressEvent):
-                report(event)
-            else:
-                result = event
-        assert result is not None
-        return result
+        return await _drain(
+            self.clients.tts.synthesize_request(request), tpb.SynthesizeResult, report
+        )
 
     async def _video_seconds(self, spec: ppb.JobSpec) -> float:
         """How long the rendered video lasts (after the speed ramp)."""
@@ -233,13 +230,9 @@ class JobRunner:
         self, spec: ppb.JobSpec, done: dict[str, dict[str, Any]], report: ProgressReporter
     ) -> tuple[dict[str, Any], StepState]:
         request = subpb.TranscribeRequest(input=spec.input, rules=CAPTION_RULES)
-        result: subpb.TranscribeResult | None = None
-        async for event in self.clients.subtitle.transcribe_request(request):
-            if isinstance(event, ProgressEvent):
-                report(event)
-            else:
-                result = event
-        assert result is not None
+        result = await _drain(
+            self.clients.subtitle.transcribe_request(request), subpb.TranscribeResult, report
+        )
         message = subpb.BuildCuesResponse(cues=result.cues)
         return {"cues": _b64(message.SerializeToString())}, StepState.SUCCEEDED
 
@@ -273,13 +266,7 @@ class JobRunner:
             artifact = common_pb2.Artifact.FromString(hit)
             if await self._artifact_exists(artifact.sha256):
                 return {"artifact": _artifact_dict(artifact)}, StepState.CACHED
-        result: vpb.RenderResult | None = None
-        async for event in self.clients.video.render(request):
-            if isinstance(event, ProgressEvent):
-                report(event)
-            else:
-                result = event
-        assert result is not None
+        result = await _drain(self.clients.video.render(request), vpb.RenderResult, report)
         if self.cache is not None:
             self.cache.put(key, result.artifact.SerializeToString())
         return {"artifact": _artifact_dict(result.artifact)}, StepState.SUCCEEDED

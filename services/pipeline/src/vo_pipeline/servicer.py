@@ -133,11 +133,7 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         request_iterator: AsyncIterator[pb.UploadInputRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.UploadInputResponse:
-        async def chunks() -> AsyncIterator[common_pb2.UploadChunk]:
-            async for req in request_iterator:
-                yield req.chunk
-
-        artifact = await self.artifacts.receive_upload(chunks())
+        artifact = await self.artifacts.receive_upload(request_iterator)
         return pb.UploadInputResponse(artifact=artifact.to_proto())
 
     async def DownloadArtifact(

@@ -41,9 +41,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from google.protobuf import duration_pb2
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from vo.common.v1 import common_pb2
+from vo.events import duration_to_seconds
 from vo_core.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
@@ -226,23 +226,18 @@ def _s(seconds: float) -> str:
     return f"{round(seconds, 3)} s"
 
 
-def _seconds(d: duration_pb2.Duration) -> float:
-    """Float seconds from a protobuf Duration."""
-    return d.seconds + d.nanos / 1e9
-
-
 def cues_from_proto(cues: Iterable[common_pb2.Cue]) -> list[CaptionCue]:
     """Domain cues from ``vo.common.v1.Cue`` messages; empty ``lines`` become ``None``."""
     return [
         CaptionCue(
             lines=tuple(c.lines) or None,
-            start=_seconds(c.start_offset),
-            end=_seconds(c.end_offset),
+            start=duration_to_seconds(c.start_offset),
+            end=duration_to_seconds(c.end_offset),
             words=tuple(
                 CaptionWord(
                     text=w.text,
-                    start=_seconds(w.start_offset),
-                    end=_seconds(w.end_offset),
+                    start=duration_to_seconds(w.start_offset),
+                    end=duration_to_seconds(w.end_offset),
                 )
                 for w in c.words
             ),

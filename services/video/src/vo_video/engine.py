@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import queue
-import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from vo.video.v1 import video_service_pb2 as pb
 from vo_core.media import probe
 from vo_core.progress import ProgressEvent, ProgressMeter, seconds_to_duration
 from vo_core.storage import ArtifactStore, atomic_output
-from vo_core.threads import CancelToken
+from vo_core.threads import CancelToken, iterate_in_thread
 
 from vo_video.audio import MixSpec, decode_audio, mix
 from vo_video.captions import CaptionTrack
@@ -334,54 +332,6 @@ def _blend(a: av.VideoFrame, b: av.VideoFrame, weight_b: float) -> av.VideoFrame
 
 _Item = tuple[av.AudioFrame | av.VideoFrame, float, av.VideoFrame | None]
 
-_END = object()
-
-
-def produce_in_thread(
-    items: Iterator[_Item], token: CancelToken, depth: int = 8
-) -> Generator[_Item, None, None]:
-    """Run ``items`` in a producer thread; yield them here, in order, with its exceptions.
-
-    PyAV releases the GIL while decoding and filtering, so the producer's work overlaps the
-    encoder's. The queue is bounded (``depth`` frames), keeping memory flat; when the consumer
-    stops early the token stops the producer at its next frame.
-    """
-    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
-
-    def put(item: object) -> bool:
-        while not token.cancelled:
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_END)
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-
-    thread = threading.Thread(target=work, name="vo-decode", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        if thread.is_alive():
-            token.cancel()
-            # Wait for it: the caller closes the containers the producer is reading.
-            thread.join()
-
 
 class EncodePass:
     """Decode every frame, place it on the constant-rate output clock, transform, encode.
@@ -406,6 +356,7 @@ class EncodePass:
         self.token = token
         self.meter = meter
         self.period = 1 / float(plan.fps)
+        self.time_base = Fraction(1) / plan.fps
         self.next_out = 0
         # Blend neighbouring frames in slow segments when the speed ramp asks for it.
         self.blend = bool(getattr(plan.timeline, "blend_frames", False))
@@ -486,7 +437,7 @@ class EncodePass:
         streams = [s for s in (vin, ain) if s is not None]
         items: Generator[_Item, None, None] = self._decoded(src, streams)
         if self.pretransform:
-            items = produce_in_thread(items, self.token)
+            items = iterate_in_thread(items, self.token)
         # Close the items explicitly on the way out (an error, a cancel): the producer thread
         # must stop before the containers close under it, or FFmpeg reads freed memory.
         with contextlib.closing(items):
@@ -581,7 +532,7 @@ class EncodePass:
         if self.plan.overlay is not None:
             self.plan.overlay(picture, self.next_out * self.period)
         picture.pts = self.next_out
-        picture.time_base = Fraction(1) / self.plan.fps
+        picture.time_base = self.time_base
         for packet in vout.encode(picture):
             dst.mux(packet)
         self.next_out += 1

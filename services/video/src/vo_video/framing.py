@@ -81,6 +81,10 @@ class CropPath:
         self.xs = np.asarray(xs, dtype=np.float64)
         self.ys = np.asarray(ys, dtype=np.float64)
         self.cuts = sorted(cuts or [])
+        # at() runs once per frame: find each shot's slice of the samples once, here.
+        edges = np.searchsorted(self.times, self.cuts, side="left").tolist()
+        self._shots = list(zip([0, *edges], [*edges, len(self.times)], strict=True))
+        self._static = bool(np.ptp(self.xs) < 1 and np.ptp(self.ys) < 1)
 
     @classmethod
     def centered(cls, geometry: CropGeometry) -> CropPath:
@@ -90,7 +94,7 @@ class CropPath:
     @property
     def is_static(self) -> bool:
         """True when the window never moves (one filter setting serves the whole render)."""
-        return bool(np.ptp(self.xs) < 1 and np.ptp(self.ys) < 1)
+        return self._static
 
     def at(self, t: float) -> tuple[int, int]:
         """Top-left corner (even, inside the picture) at source time ``t``."""
@@ -98,14 +102,12 @@ class CropPath:
             x, y = self.xs[0], self.ys[0]
         else:
             # Interpolate only within the shot containing t, so cuts stay cuts.
-            i = bisect.bisect_right(self.cuts, t)
-            lo = self.cuts[i - 1] if i > 0 else -np.inf
-            hi = self.cuts[i] if i < len(self.cuts) else np.inf
-            mask = (self.times >= lo) & (self.times < hi)
-            if not mask.any():
-                mask = np.ones_like(self.times, dtype=bool)
-            x = float(np.interp(t, self.times[mask], self.xs[mask]))
-            y = float(np.interp(t, self.times[mask], self.ys[mask]))
+            start, end = self._shots[bisect.bisect_right(self.cuts, t)]
+            if start == end:  # a cut with no samples after it: use them all
+                start, end = 0, len(self.times)
+            times = self.times[start:end]
+            x = float(np.interp(t, times, self.xs[start:end]))
+            y = float(np.interp(t, times, self.ys[start:end]))
         g = self.geometry
         xi = round(min(max(x, 0), g.max_x) / 2) * 2
         yi = round(min(max(y, 0), g.max_y) / 2) * 2

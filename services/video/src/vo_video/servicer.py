@@ -34,11 +34,7 @@ class VideoServicer(video_service_pb2_grpc.VideoServiceServicer):
         request_iterator: AsyncIterator[pb.UploadMediaRequest],
         context: grpc.aio.ServicerContext,
     ) -> pb.UploadMediaResponse:
-        async def chunks() -> AsyncIterator[common_pb2.UploadChunk]:
-            async for req in request_iterator:
-                yield req.chunk
-
-        artifact = await self.store.receive_upload(chunks())
+        artifact = await self.store.receive_upload(request_iterator)
         return pb.UploadMediaResponse(artifact=artifact.to_proto())
 
     async def DownloadMedia(
