@@ -17,6 +17,7 @@ import asyncio
 import base64
 import binascii
 import concurrent.futures
+import fcntl
 import functools
 import json
 import sqlite3
@@ -364,6 +365,14 @@ class SqliteJobStore:
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Openers take turns on a sidecar lock file: SQLite answers two connections switching a
+        # new file to WAL at once with "database is locked" at once, without waiting out
+        # busy_timeout, so replicas or worker processes starting together would fail.
+        with open(self.path.with_name(self.path.name + ".open-lock"), "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._connect_and_migrate()
+
+    def _connect_and_migrate(self) -> int:
         # isolation_level=None: no implicit transactions; we say BEGIN where we mean it.
         conn = sqlite3.connect(
             self.path, isolation_level=None, timeout=self._busy_timeout_ms / 1000

@@ -78,10 +78,13 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         record = await store.get_job(job_id)
         if record is None:
             return
-        self.bus.publish(job_id, pb.WatchJobResponse(job=record.to_proto()).SerializeToString())
-        if kind == "ended" and record.state.terminal:
-            self.bus.close_job(job_id)
+        ended = kind == "ended" and record.state.terminal
+        if ended:
+            # Count before telling watchers: a client that sees the end may scrape at once.
             await self._update_gauges()
+        self.bus.publish(job_id, pb.WatchJobResponse(job=record.to_proto()).SerializeToString())
+        if ended:
+            self.bus.close_job(job_id)
 
     async def _update_gauges(self) -> None:
         store, _ = self._ready()
@@ -205,10 +208,10 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         await self._get(request.id)
         record = await store.cancel(request.id)
         pool.cancel(request.id)
+        await self._update_gauges()
         self.bus.publish(request.id, pb.WatchJobResponse(job=record.to_proto()).SerializeToString())
         if record.state.terminal:
             self.bus.close_job(request.id)
-        await self._update_gauges()
         return pb.CancelJobResponse(job=record.to_proto())
 
     async def _watch(self, job_id: str) -> AsyncIterator[pb.WatchJobResponse]:
