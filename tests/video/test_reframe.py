@@ -140,15 +140,16 @@ async def test_rotation_metadata_is_honoured(server_target: str, tmp_path: Path)
 
 async def test_odd_size_vfr_input_without_audio(server_target: str, tmp_path: Path) -> None:
     src = tmp_path / "vfr.mp4"
-    # 641x361 is odd-sized; frame durations alternate 1/30 and 1/15 s (variable frame rate).
+    # 641x361 is odd-sized (4:4:4, since 4:2:0 needs even sides); frame durations alternate
+    # 1/30 and 1/15 s (variable frame rate).
     with av.open(str(src), "w") as c:
         s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 642, 362, "yuv420p"
+        s.width, s.height, s.pix_fmt = 641, 361, "yuv444p"
         s.codec_context.time_base = Fraction(1, 90000)
         t = 0
         for i in range(40):
-            img = np.full((362, 642, 3), (i * 6) % 255, np.uint8)
-            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            img = np.full((361, 641, 3), (i * 6) % 255, np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv444p")
             f.pts, f.time_base = t, Fraction(1, 90000)
             t += 3000 if i % 2 == 0 else 6000
             for p in s.encode(f):
@@ -159,6 +160,8 @@ async def test_odd_size_vfr_input_without_audio(server_target: str, tmp_path: Pa
     _, _result = await reframe(
         server_target, source=src, output_uri=str(out), mode="center", width=360, height=640
     )
+    with av.open(str(src)) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (641, 361)
     d = decode(out)
     assert d.audio_codec is None, "no audio in, no audio out"
     assert (d.width, d.height) == (360, 640)

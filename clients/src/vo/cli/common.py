@@ -143,15 +143,18 @@ class ProgressBars:
             disable=quiet,
         )
         self.tasks: dict[str, TaskID] = {}
+        self.started = False
 
     def __enter__(self) -> ProgressBars:
-        self.progress.__enter__()
+        # The display starts with the first event: a live display stopped before any bar
+        # still prints an empty line, which would stand above a one-line error.
         return self
 
     def __exit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.progress.__exit__(t, e, tb)
+        if self.started:
+            self.progress.__exit__(t, e, tb)
 
     def update(self, event: ProgressEvent) -> None:
         """Show an event: frames when the stage counts frames, else steps."""
@@ -165,6 +168,9 @@ class ProgressBars:
             "label": "frames" if counts_frames else "steps",
             "unit": "fps" if counts_frames else "/s",
         }
+        if not self.started:
+            self.progress.start()
+            self.started = True
         task = self.tasks.get(event.stage)
         if task is None:
             task = self.progress.add_task(event.stage, total=total or None, **fields)
