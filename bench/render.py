@@ -8,11 +8,15 @@ to -14 LUFS, libx264 veryfast crf 23, AAC 128k. vo also burns in karaoke caption
 voice's words; the ffmpeg CLI side has no captions (Debian's ffmpeg has libass, but vo's
 karaoke look cannot be reproduced exactly), so vo does strictly more work. A second vo run
 without captions measures what captions cost. Runs alternate; medians and ratios are printed.
+Then the peak memory (RSS) of the same full render, each in a process of its own, on the 30 s
+clip and on a 5-minute one: it must not grow with the input's length.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -106,11 +110,45 @@ def ffmpeg_cmd(src: Path, voice: Path, dst: Path) -> list[str]:
     ]
 
 
+def render_once(clip: Path, voice: Path, cues_file: Path, dst: Path) -> None:
+    """One full render with captions in this process (the memory probe's child)."""
+    cues = [common_pb2.Cue.FromString(bytes.fromhex(c)) for c in json.loads(cues_file.read_text())]
+    with EmbeddedMesh() as mesh, VideoClient.connect(mesh.target) as client:
+        request = pb.RenderRequest(
+            input=common_pb2.MediaSource(uri=str(clip)), output_uri=str(dst), spec=spec(voice, cues)
+        )
+        for _ in client.render(request):
+            pass
+
+
+def memory(clip: Path, five: Path, voice: Path, cues: list[common_pb2.Cue]) -> None:
+    """Peak RSS of a full render on 30 s against 5 min of input, each in a fresh process."""
+    cues_file = OUT / "render_cues.json"
+    cues_file.write_text(json.dumps([c.SerializeToString().hex() for c in cues]))
+    rows = []
+    for name, src in (("30 s", clip), ("5 min", five)):
+        argv = [sys.executable, __file__, "--child", str(src), str(voice), str(cues_file)]
+        seconds, rss = run_child([*argv, str(OUT / "mem_render.mp4")])
+        rows.append((name, seconds, rss))
+    print("\npeak memory of the full render against input length:")
+    print(
+        table(
+            [["input", "wall s", "peak RSS MB"], *([n, f"{t:.1f}", f"{r:.0f}"] for n, t, r in rows)]
+        )
+    )
+    print(f"5 min - 30 s = {rows[1][2] - rows[0][2]:+.0f} MB  (target: flat, <= +50 MB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--child", nargs=4, metavar=("CLIP", "VOICE", "CUES", "OUT"), type=Path)
     args = parser.parse_args()
-    clip, _ = make_inputs(long=False)
+    if args.child:
+        render_once(*args.child)
+        return
+    clip, five = make_inputs(long=not args.skip_memory)
     voice = OUT / "voice.wav"
     with EmbeddedMesh() as mesh:
         words = speech(mesh.target, voice)
@@ -148,6 +186,8 @@ def main() -> None:
     print()
     print(f"vo full render / ffmpeg CLI  = {full / ffmpeg:.3f}  (target <= 1.3)")
     print(f"captions overhead            = {(full / bare - 1) * 100:+.1f}%  (target <= +10%)")
+    if five is not None:
+        memory(clip, five, voice, cues)
 
 
 if __name__ == "__main__":

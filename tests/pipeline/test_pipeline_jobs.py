@@ -6,11 +6,14 @@ import asyncio
 import time
 from pathlib import Path
 
+import av
 import grpc
+import numpy as np
 import pytest
-from mediacheck import decode
+from mediacheck import decode, luma_frames
 from pipeline.pipeline_helpers import TERMINAL, job_spec, stub, watch
 from vo.client.channel import write_download_async
+from vo.common.v1 import common_pb2
 from vo.events import seconds_to_duration
 from vo.pipeline.v1 import pipeline_service_pb2 as pb
 from vo.video.v1 import video_service_pb2 as vpb
@@ -169,3 +172,70 @@ async def test_bounded_queue_rejects_with_resource_exhausted(aio_channel, clip: 
     )
     assert len(listed.jobs) == 5 and listed.next_page_token
     assert all(j.state in TERMINAL for j in listed.jobs)
+
+
+def _talking_clip(path: Path, seconds: float) -> None:
+    """A dark 320x180 video whose soundtrack is real read speech (the LibriVox sample)."""
+    speech = (
+        Path(__file__).parent.parent / "subtitle" / "data" / "librivox_sense_and_sensibility.flac"
+    )
+    with av.open(str(speech)) as src, av.open(str(path), "w") as dst:
+        v = dst.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 320, 180, "yuv420p"
+        a = dst.add_stream("aac", rate=48000)
+        resampler = av.AudioResampler(format="fltp", layout="mono", rate=48000)
+        written = 0
+        for frame in src.decode(audio=0):
+            for out in resampler.resample(frame):
+                if written >= seconds * 48000:
+                    break
+                out.pts = written
+                written += out.samples
+                for p in a.encode(out):
+                    dst.mux(p)
+        for p in a.encode(None):
+            dst.mux(p)
+        for i in range(round(seconds * 30)):
+            img = np.full((180, 320, 3), 20, np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            f.pts = i
+            for p in v.encode(f):
+                dst.mux(p)
+        for p in v.encode(None):
+            dst.mux(p)
+
+
+async def test_without_a_script_the_video_is_captioned_from_its_own_speech(
+    aio_channel, tmp_path: Path
+) -> None:
+    clip = tmp_path / "talk.mp4"
+    _talking_clip(clip, 6.0)
+    spec = pb.JobSpec(
+        input=common_pb2.MediaSource(uri=str(clip)),
+        render=vpb.RenderSpec(
+            reframe=vpb.ReframeSpec(mode=vpb.ReframeSpec.MODE_CENTER, width=360, height=640),
+            captions=vpb.CaptionSpec(style=vpb.CaptionSpec.STYLE_PLAIN),
+            encoder=vpb.EncoderSpec(preset="ultrafast"),
+        ),
+    )
+    job = (await stub(aio_channel).CreateJob(pb.CreateJobRequest(spec=spec))).job
+    assert [s.name for s in job.steps] == ["transcribe", "render"]
+    final = (await watch(aio_channel, job.id))[-1].job
+    assert final.state == pb.Job.STATE_SUCCEEDED, final.error
+    assert all(s.state == pb.Step.STATE_SUCCEEDED for s in final.steps)
+
+    out = tmp_path / "short.mp4"
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        async for m in stub(aio_channel).DownloadArtifact(
+            pb.DownloadArtifactRequest(sha256=final.output.sha256)
+        ):
+            yield m.chunk
+
+    await write_download_async(chunks(), out)
+    frames = luma_frames(out, every=15)
+    # The picture is flat and dark: anything bright is a caption made from the recognised
+    # words, and captions sit in the lower part of the frame, never at the top.
+    lit = [t for t, y in frames if y[320:].max() > 200]
+    assert len(lit) >= len(frames) // 2, f"captions on too few frames: {lit}"
+    assert all(y[:200].max() < 60 for _, y in frames)

@@ -16,6 +16,8 @@ from vo_core.config import ServerSettings, env_float, env_int, env_str
 from vo_core.errors import InvalidInput
 
 WorkerMode = Literal["process", "thread"]
+SERVICES = ("script", "tts", "subtitle", "video")
+"""The services a job's steps call, as named in ``Settings.service_targets``."""
 
 
 def _with_file(env: Mapping[str, str] | None) -> dict[str, str]:
@@ -64,6 +66,12 @@ class Settings:
     """In-memory render-result cache (``VO_PIPELINE_CACHE_MEMORY_BYTES``)."""
     cache_disk_bytes: int = 64 << 20
     """On-disk render-result cache (``VO_PIPELINE_CACHE_DISK_BYTES``)."""
+    service_targets: Mapping[str, str] = field(default_factory=dict)
+    """Where each step's service runs, by service (``script``, ``tts``, ``subtitle``,
+    ``video``): a gRPC target such as ``tts.internal:4545`` from ``VO_PIPELINE_TTS_TARGET``
+    and its siblings. A service without one runs inside each worker (a private Unix
+    socket). Remote services must share this server's artifact folder (``VO_DATA_DIR``),
+    since steps hand each other files by sha256."""
 
     @property
     def store_path(self) -> Path:
@@ -92,6 +100,11 @@ class Settings:
             worker_mode=cast(WorkerMode, mode),
             cache_memory_bytes=env_int("VO_PIPELINE_CACHE_MEMORY_BYTES", 16 << 20, values),
             cache_disk_bytes=env_int("VO_PIPELINE_CACHE_DISK_BYTES", 64 << 20, values),
+            service_targets={
+                name: target
+                for name in SERVICES
+                if (target := env_str(f"VO_PIPELINE_{name.upper()}_TARGET", "", values))
+            },
         )
         settings.check()
         return settings
@@ -105,5 +118,8 @@ class Settings:
             )
         if self.max_queue_size < 1:
             raise InvalidInput(f"VO_PIPELINE_MAX_QUEUE_SIZE={self.max_queue_size} must be >= 1")
+        for name in self.service_targets:
+            if name not in SERVICES:
+                raise InvalidInput(f"service_targets: unknown service {name!r}; use {SERVICES}")
         if self.max_attempts < 1:
             raise InvalidInput(f"VO_PIPELINE_MAX_ATTEMPTS={self.max_attempts} must be >= 1")

@@ -92,6 +92,7 @@ class WorkerPool:
             max_attempts=s.max_attempts,
             cache_memory_bytes=s.cache_memory_bytes,
             cache_disk_bytes=s.cache_disk_bytes,
+            service_targets=tuple(s.service_targets.items()),
         )
 
     async def start(self) -> None:

@@ -36,6 +36,7 @@ from vo_core.jobs import JobRecord, JobState, StepState
 from vo_core.store import SqliteJobStore
 from vo_core.telemetry import aio_client_interceptors, traced
 
+from vo_pipeline.config import SERVICES
 from vo_pipeline.dag import Clients, JobRunner
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class WorkerConfig:
     poll_seconds: float = 0.25
     cache_memory_bytes: int = 16 << 20
     cache_disk_bytes: int = 64 << 20
+    service_targets: tuple[tuple[str, str], ...] = ()
+    """(service, gRPC target) for the services that run elsewhere; the rest run in here."""
 
 
 class Worker:
@@ -121,18 +124,22 @@ class Worker:
             input_roots=tuple(Path(p) for p in self.config.input_roots),
             output_roots=(Path(self.config.data_dir),),
         )
-        server, target = await local_mesh(shared, socket_dir / "mesh.sock")
+        remote = dict(self.config.service_targets)
+        server: grpc.aio.Server | None = None
+        local = ""
+        if set(SERVICES) - remote.keys():  # some service runs here: start the private mesh
+            server, local = await local_mesh(shared, socket_dir / "mesh.sock")
 
         # Traced channels: each call carries the job's trace context to the service. Deadlines
         # bound a stuck call; renders get hours, as inputs may be hours long.
-        def channel() -> grpc.aio.Channel:
-            return open_aio_channel(target, aio_client_interceptors())
+        def channel(service: str) -> grpc.aio.Channel:
+            return open_aio_channel(remote.get(service, local), aio_client_interceptors())
 
         clients = Clients(
-            video=AsyncVideoClient(channel(), timeout=RENDER_DEADLINE_SECONDS),
-            tts=AsyncTtsClient(channel(), timeout=STEP_DEADLINE_SECONDS),
-            subtitle=AsyncSubtitleClient(channel(), timeout=STEP_DEADLINE_SECONDS),
-            script=AsyncScriptClient(channel(), timeout=STEP_DEADLINE_SECONDS),
+            video=AsyncVideoClient(channel("video"), timeout=RENDER_DEADLINE_SECONDS),
+            tts=AsyncTtsClient(channel("tts"), timeout=STEP_DEADLINE_SECONDS),
+            subtitle=AsyncSubtitleClient(channel("subtitle"), timeout=STEP_DEADLINE_SECONDS),
+            script=AsyncScriptClient(channel("script"), timeout=STEP_DEADLINE_SECONDS),
         )
         cache = Cache.memory_and_disk(
             self.config.cache_memory_bytes,
@@ -168,7 +175,8 @@ class Worker:
         finally:
             for client in (clients.video, clients.tts, clients.subtitle, clients.script):
                 await client.close()
-            await server.stop(None)
+            if server is not None:
+                await server.stop(None)
             await store.close()
 
     async def _run_job(

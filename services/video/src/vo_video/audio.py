@@ -50,6 +50,9 @@ _LIMITER_MARGIN_DB = 0.1
 _LIMITER_LOOKAHEAD_S = 0.01
 _LIMITER_RELEASE_S = 0.02
 _OVERSAMPLE = 4
+# Long measurements work through the signal in chunks of this many 100 ms hops (6.4 s), so
+# their float64 temporaries stay small whatever the programme's length.
+_CHUNK_HOPS = 64
 
 
 def _scipy_signal() -> Any:
@@ -228,20 +231,29 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     """Integrated loudness in LUFS (BS.1770-4, gated); ``-inf`` for silence or < 400 ms.
 
     Every channel is weighted 1.0, right for mono and stereo (surround channels would
-    need 1.41 on Ls/Rs; vo only mixes mono and stereo).
+    need 1.41 on Ls/Rs; vo only mixes mono and stereo). The K-weighting filters run chunk
+    by chunk with their state carried over, so the float64 working copies stay a few MB
+    whatever the length; a 400 ms block is four 100 ms hops, and only hop energies are kept.
     """
-    x = np.atleast_2d(np.asarray(samples, dtype=np.float64))
-    block = round(0.4 * sample_rate)
+    x = np.atleast_2d(samples)
     hop = round(0.1 * sample_rate)
-    if x.shape[1] < block:
+    hops = x.shape[1] // hop
+    if hops < 4:
         return -math.inf
-    for b, a in _k_weighting(sample_rate):
-        x = _scipy_signal().lfilter(b, a, x, axis=1)
-    # Block mean squares from a running sum: one pass, no 400 ms window copies.
-    power = np.sum(x * x, axis=0)  # channel sum, all weights 1
-    cum = np.concatenate([[0.0], np.cumsum(power)])
-    starts = np.arange(0, x.shape[1] - block + 1, hop)
-    z = (cum[starts + block] - cum[starts]) / block
+    filters = _k_weighting(sample_rate)
+    state = [
+        np.zeros((x.shape[0], max(len(a), len(b)) - 1), dtype=np.float64) for b, a in filters
+    ]
+    hop_energy = np.empty(hops, dtype=np.float64)
+    step = hop * _CHUNK_HOPS
+    for first in range(0, hops * hop, step):
+        y = np.asarray(x[:, first : min(first + step, hops * hop)], dtype=np.float64)
+        for i, (b, a) in enumerate(filters):
+            y, state[i] = _scipy_signal().lfilter(b, a, y, axis=1, zi=state[i])
+        power = np.sum(y * y, axis=0)  # channel sum, all weights 1
+        hop_energy[first // hop : first // hop + power.size // hop] = power.reshape(-1, hop).sum(1)
+    # Blocks of 400 ms with 75% overlap: four consecutive hops.
+    z = (hop_energy[:-3] + hop_energy[1:-2] + hop_energy[2:-1] + hop_energy[3:]) / (4 * hop)
     with np.errstate(divide="ignore"):
         block_lufs = -0.691 + 10.0 * np.log10(z)
     gated = z[block_lufs > -70.0]
@@ -252,12 +264,27 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     return -0.691 + 10.0 * math.log10(float(np.mean(gated)))
 
 
-def _oversampled_abs(samples: np.ndarray) -> np.ndarray:
-    """|signal| 4x oversampled (scipy's default Kaiser FIR), max over channels: ``(n * 4,)``."""
-    up = _scipy_signal().resample_poly(
-        np.asarray(samples, dtype=np.float64), _OVERSAMPLE, 1, axis=1
-    )
-    return np.max(np.abs(up), axis=0)
+def _sample_peaks(samples: np.ndarray) -> np.ndarray:
+    """Per input sample, the largest |value| of the 4x oversampled signal around it, over
+    channels (scipy's default Kaiser FIR): float32 ``(n,)``.
+
+    Oversampled chunk by chunk, each with a margin wider than the filter's reach, so the
+    result equals one whole-signal pass while the 4x float64 copy stays a few MB.
+    """
+    x = np.atleast_2d(samples)
+    n = x.shape[1]
+    peaks = np.empty(n, dtype=np.float32)
+    margin = 64  # input samples; resample_poly's filter reaches 10 * up / up = 10
+    step = _CHUNK_HOPS * 4800
+    for first in range(0, n, step):
+        last = min(first + step, n)
+        lo, hi = max(0, first - margin), min(n, last + margin)
+        up = _scipy_signal().resample_poly(
+            np.asarray(x[:, lo:hi], dtype=np.float64), _OVERSAMPLE, 1, axis=1
+        )
+        inner = np.abs(up[:, (first - lo) * _OVERSAMPLE : (last - lo) * _OVERSAMPLE])
+        peaks[first:last] = inner.max(axis=0).reshape(-1, _OVERSAMPLE).max(axis=1)
+    return peaks
 
 
 def true_peak_db(samples: np.ndarray) -> float:
@@ -265,7 +292,7 @@ def true_peak_db(samples: np.ndarray) -> float:
     x = np.atleast_2d(samples)
     if x.shape[1] == 0:
         return -math.inf
-    peak = float(np.max(_oversampled_abs(x)))
+    peak = float(np.max(_sample_peaks(x)))
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
@@ -385,15 +412,15 @@ def _limit(samples: np.ndarray, ceiling_db: float, sample_rate: int) -> tuple[np
     moves oversampled peaks slightly, so it re-measures and repeats; a last static trim
     catches what is left.
     """
-    x = np.asarray(samples, dtype=np.float64)
+    x = np.asarray(samples, dtype=np.float32)
     if x.shape[1] == 0:
-        return np.asarray(samples, dtype=np.float32), -math.inf
+        return x, -math.inf
     ceiling = _db_to_gain(ceiling_db - _LIMITER_MARGIN_DB)
     smooth = max(1, round(_LIMITER_LOOKAHEAD_S * sample_rate))
     hold = max(0, round(_LIMITER_RELEASE_S * sample_rate))
     size = hold + smooth
     for _ in range(4):
-        peak = _oversampled_abs(x).reshape(-1, _OVERSAMPLE).max(axis=1)
+        peak = _sample_peaks(x)
         top = float(peak.max())
         if top <= ceiling:
             break
@@ -402,11 +429,11 @@ def _limit(samples: np.ndarray, ceiling_db: float, sample_rate: int) -> tuple[np
         held = _ndimage().minimum_filter1d(need, size, origin=hold - size // 2, mode="nearest")
         # ...and to [n - smooth + 1, n] for the average.
         gain = _ndimage().uniform_filter1d(held, smooth, origin=(smooth - 1) // 2, mode="nearest")
-        x = x * gain
+        x = x * gain.astype(np.float32)
     else:
-        top = float(_oversampled_abs(x).max())
+        top = float(_sample_peaks(x).max())
     if top > ceiling:
-        x = x * (ceiling / top)
+        x = x * np.float32(ceiling / top)
         top = ceiling
     return x.astype(np.float32), 20.0 * math.log10(top) if top > 0 else -math.inf
 
