@@ -241,9 +241,7 @@ def integrated_loudness(samples: np.ndarray, sample_rate: int) -> float:
     if hops < 4:
         return -math.inf
     filters = _k_weighting(sample_rate)
-    state = [
-        np.zeros((x.shape[0], max(len(a), len(b)) - 1), dtype=np.float64) for b, a in filters
-    ]
+    state = [np.zeros((x.shape[0], max(len(a), len(b)) - 1), dtype=np.float64) for b, a in filters]
     hop_energy = np.empty(hops, dtype=np.float64)
     step = hop * _CHUNK_HOPS
     for first in range(0, hops * hop, step):
