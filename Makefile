@@ -23,7 +23,7 @@ uv:
 		python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.installed: uv pyproject.toml uv.lock clients/pyproject.toml $(wildcard services/*/pyproject.toml)
-	$(UV) sync --all-packages --locked
+	$(UV) sync --all-packages --locked --inexact  # --inexact: keep the bench group when present
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

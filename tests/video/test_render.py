@@ -17,6 +17,7 @@ from vo.client import AsyncVideoClient, VoClientError
 from vo.common.v1 import common_pb2
 from vo.events import ProgressEvent, seconds_to_duration
 from vo.video.v1 import video_service_pb2 as pb
+from vo_video.hardware import available_hardware
 from vo_video.ramp import SpeedCurve
 
 RATE = 48000
@@ -103,6 +104,12 @@ async def test_speed_ramp_duration_sync_and_pitch(
     assert abs(d.audio_seconds - d.video_seconds) < 1 / 30, "A/V drift of a frame or more"
     assert d.frames == result.frames
     assert {e.stage for e in events} >= {"audio", "render"}
+    # Progress counts output frames, after retiming: the total is known from the start
+    # (to within the rounding of the last frame) and the last event has the real count.
+    renders = [e for e in events if e.stage == "render"]
+    assert all(abs(e.frames_total - result.frames) <= 1 for e in renders), renders
+    assert renders[-1].frames_done == renders[-1].frames_total == result.frames
+    assert abs(result.frames - expected * 30) <= 1
     audio = decode_audio(out)[0]
     curve = SpeedCurve.parse("0:1,1:0.5,2:2")
     slow = audio[int(curve.output_time(1.3) * RATE) : int(curve.output_time(1.8) * RATE)]
@@ -308,3 +315,17 @@ async def test_slow_motion_repeats_or_blends_frames(
     levels = {round(m / 2.5) for m in means[:-4]}
     # Repeating shows each source level 4 times; blending adds the levels in between.
     assert (len(levels) > 60) if blend else (len(levels) <= 21), sorted(levels)
+
+
+async def test_hardware_is_used_when_it_works_else_the_cpu_says_why(
+    server_target: str, landscape_clip, tmp_path: Path
+) -> None:
+    out = tmp_path / "hw.mp4"
+    encoder = pb.EncoderSpec(preset="ultrafast", hardware=pb.EncoderSpec.HARDWARE_AUTO)
+    _, result = await render(server_target, landscape_clip.path, out, small(encoder=encoder))
+    assert decode(out).frames == result.frames == 120
+    if available_hardware():  # a GPU machine: the hardware path must really run
+        assert result.hardware_path.startswith(("nvidia:", "vaapi:")), result.hardware_path
+    else:
+        assert result.hardware_path == "cpu:libx264"
+        assert any("unavailable" in n and "h264_nvenc" in n for n in result.notes), result.notes

@@ -118,7 +118,15 @@ def iterate_in_thread(
     thread.start()
     try:
         while True:
-            item = buffer.get()
+            try:
+                item = buffer.get(timeout=0.1)
+            except queue.Empty:
+                # A cancelled producer stops without a word (its queue may be full of items
+                # nobody will take): once it is gone and nothing is left, stop here too.
+                if not thread.is_alive() and buffer.empty():
+                    token.check()
+                    raise RuntimeError("the producer thread ended without finishing") from None
+                continue
             if item is _DONE:
                 return
             if isinstance(item, BaseException):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
+import tempfile
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -26,11 +26,11 @@ from vo_core.progress import ProgressEvent, ProgressMeter, seconds_to_duration
 from vo_core.storage import ArtifactStore, atomic_output
 from vo_core.threads import CancelToken, iterate_in_thread
 
-from vo_video.audio import MixSpec, decode_audio, mix
+from vo_video.audio import MixedFile, MixSpec, decode_audio, mix_stream, open_audio
 from vo_video.captions import CaptionTrack
 from vo_video.framing import CropGeometry, CropPath, Sample, analyse, smart_path
 from vo_video.hardware import EncoderChoice, choose_encoder
-from vo_video.ramp import retime_audio
+from vo_video.ramp import retime_blocks
 from vo_video.spec import RenderJob, output_geometry
 
 AUDIO_RATE = 48_000
@@ -172,6 +172,7 @@ class AudioTrack:
         self.written = 0  # samples encoded
         self.buffer: list[np.ndarray] = []
         self.buffered = 0  # samples waiting in buffer
+        self.soundtrack: MixedFile | None = None
         stream.bit_rate = bitrate
 
     def _encode(self, samples: np.ndarray, container: Any) -> None:
@@ -205,13 +206,18 @@ class AudioTrack:
             self._append(data, round(start * AUDIO_RATE))
             start += data.shape[1] / AUDIO_RATE
 
-    def preload(self, samples: np.ndarray) -> None:
-        """Use a finished soundtrack (2, n) at 48 kHz instead of decoded input audio."""
-        self.buffer = [np.ascontiguousarray(samples, dtype=np.float32)]
-        self.buffered = samples.shape[1]
+    def preload(self, soundtrack: MixedFile) -> None:
+        """Encode a finished soundtrack (48 kHz stereo, read from its file as the video
+        advances) instead of decoded input audio."""
+        self.soundtrack = soundtrack
 
     def drain(self, until: float, container: Any) -> None:
         """Encode buffered audio up to ``until`` s of output time."""
+        if self.soundtrack is not None:
+            stop = min(self.soundtrack.length, round(until * AUDIO_RATE))
+            for start in range(self.written, stop, AUDIO_RATE):
+                self._encode(self.soundtrack.read(start, min(start + AUDIO_RATE, stop)), container)
+            return
         n = min(self.buffered, round(until * AUDIO_RATE) - self.written)
         if n <= 0:
             return
@@ -291,7 +297,7 @@ class RenderPlan:
     transform: FrameTransform
     timeline: Timeline = field(default_factory=IdentityTimeline)
     overlay: Overlay | None = None
-    soundtrack: np.ndarray | None = None  # (2, n) float32 at 48 kHz replacing the input audio
+    soundtrack: MixedFile | None = None  # 48 kHz stereo replacing the input audio
 
 
 def _plane(plane: Any) -> np.ndarray:
@@ -569,6 +575,15 @@ class EncodePass:
 def _render(
     job: RenderJob, out_path: Path, token: CancelToken
 ) -> Iterator[ProgressEvent | RenderOutcome]:
+    # The soundtrack is mixed into files beside the output (not in memory: its size grows
+    # with the video's length); they go when the render ends, however it ends.
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".vo-audio-") as spill:
+        yield from _render_with(job, out_path, token, Path(spill))
+
+
+def _render_with(
+    job: RenderJob, out_path: Path, token: CancelToken, spill_dir: Path
+) -> Iterator[ProgressEvent | RenderOutcome]:
     started = time.monotonic()
     video = job.info.video
     assert video is not None
@@ -590,7 +605,7 @@ def _render(
             crop = smart_path(geometry, samples)
     soundtrack: MixedAudio | None = None
     if job.ramp is not None or job.audio is not None:
-        for step in build_soundtrack(job, token, span_start):
+        for step in build_soundtrack(job, token, span_start, spill_dir):
             if isinstance(step, ProgressEvent):
                 yield step
             else:
@@ -607,7 +622,7 @@ def _render(
         transform=FrameTransform(video.rotation, crop, size, letterbox),
         timeline=job.ramp or IdentityTimeline(),
         overlay=captions.apply if captions else None,
-        soundtrack=soundtrack.samples if soundtrack else None,
+        soundtrack=soundtrack.track if soundtrack else None,
     )
     expected = max(1, round(plan.timeline.output_time(job.info.duration) * float(fps)))
     meter = ProgressMeter("render", expected, fraction_span=(span_start, 1.0))
@@ -633,49 +648,42 @@ AUDIO_SHARE = 0.05  # share of the overall fraction given to building the soundt
 class MixedAudio:
     """The finished soundtrack, at 48 kHz stereo, in output time."""
 
-    samples: np.ndarray
+    track: MixedFile
     loudness_lufs: float
     true_peak_dbtp: float
     normalized: bool
 
 
 def build_soundtrack(
-    job: RenderJob, token: CancelToken, span_start: float
+    job: RenderJob, token: CancelToken, span_start: float, spill_dir: Path
 ) -> Iterator[ProgressEvent | MixedAudio]:
-    """Decode, retime and mix the audio before the video pass (audio is small; video is not).
+    """Decode, retime and mix the audio into ``spill_dir`` before the video pass.
 
-    The result is a (2, n) float32 array: about 0.4 MB per second of output, the one part of
-    a render whose memory grows with length.
+    Everything streams (decode → retime → duck and sum → loudness → limiter), a block of
+    1.4 s at a time, so memory stays flat in the video's length; the mix waits on disk
+    (0.4 MB per second of output) and the video pass reads it back as it goes. Only the
+    music, looped from memory, is held whole.
     """
-    steps = ["decode", "retime", "voice", "music", "mix"]
     meter = ProgressMeter(
-        "audio",
-        len(steps),
-        fraction_span=(span_start, span_start + AUDIO_SHARE),
-        counts_frames=False,
+        "audio", 100, fraction_span=(span_start, span_start + AUDIO_SHARE), counts_frames=False
     )
-    original = decode_audio(job.input, "input audio", AUDIO_RATE) if job.info.audio else None
-    token.check()
-    yield meter.advance(1, "decoded the original audio") or meter.event()
+    original = open_audio(job.input, "input audio", AUDIO_RATE) if job.info.audio else None
     if original is not None and job.ramp is not None:
-        original = retime_audio(original, AUDIO_RATE, job.ramp, job.info.duration)
-    token.check()
-    yield meter.advance(1, "retimed") or meter.event()
+        original = retime_blocks(original, AUDIO_RATE, job.ramp, job.info.duration)
     audio = job.audio
-    voice = decode_audio(audio.voice, "audio.voice", AUDIO_RATE) if audio and audio.voice else None
-    yield meter.advance(1) or meter.event()
+    voice_path = audio.voice if audio and audio.voice else None
     music = decode_audio(audio.music, "audio.music", AUDIO_RATE) if audio and audio.music else None
-    yield meter.advance(1) or meter.event()
-    token.check()
     length = round(job.output_duration * AUDIO_RATE)
     spec = audio.mix if audio else MixSpec(normalize=False)
-    if original is None and voice is None and music is None:
-        samples = np.zeros((2, length), np.float32)
-        result = MixedAudio(samples, -math.inf, -math.inf, False)
-    else:
-        mixed = mix(original, voice, music, length, AUDIO_RATE, spec)
-        result = MixedAudio(
-            mixed.samples, mixed.loudness_lufs, mixed.true_peak_dbtp, spec.normalize
-        )
-    yield meter.finish("soundtrack mixed")
-    yield result
+    if original is None and voice_path is None and music is None:
+        spec = MixSpec(normalize=False)  # silence: nothing to measure or normalise
+    voice = (lambda: open_audio(voice_path, "audio.voice", AUDIO_RATE)) if voice_path else None
+    for item in mix_stream(original, voice, music, length, AUDIO_RATE, spec, spill_dir):
+        token.check()
+        if isinstance(item, MixedFile):
+            yield meter.finish("soundtrack mixed")
+            yield MixedAudio(item, item.loudness_lufs, item.true_peak_dbtp, spec.normalize)
+            return
+        meter.done = round(item * 100)
+        if event := meter.advance(0):
+            yield event

@@ -16,7 +16,9 @@ This module is pure: it knows nothing of gRPC and holds no state between calls.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -363,37 +365,97 @@ def _atempo(samples: np.ndarray, sample_rate: int, tempo: float) -> np.ndarray:
     return np.concatenate(out, axis=1) if out else np.zeros((channels, 0), dtype=np.float32)
 
 
-def _stretch(
-    samples: np.ndarray, sample_rate: int, curve: SpeedCurve, source_duration: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Stretched audio and, per output sample, the source time (seconds) it came from."""
-    if samples.ndim != 2:
-        raise ValueError(f"samples must be (channels, n), got shape {samples.shape}")
+# Constant stretches longer than this are stretched in pieces of at most this length, so a
+# long clip's audio is retimed a few seconds at a time and memory stays flat in its length.
+_MAX_PIECE_S = 4.0
+
+
+def _bounded(pieces: list[tuple[float, float, float]]) -> Iterator[tuple[float, float, float]]:
+    """The pieces, long ones cut into equal parts of at most ``_MAX_PIECE_S`` (same tempo)."""
+    for a, b, tempo in pieces:
+        parts = max(1, math.ceil((b - a) / _MAX_PIECE_S))
+        edges = np.linspace(a, b, parts + 1)
+        for lo, hi in itertools.pairwise(edges.tolist()):
+            yield lo, hi, tempo
+
+
+class _SourceWindow:
+    """The source as the stretcher sees it, read from blocks as needed and dropped behind.
+
+    Index ``x`` runs over ``[mirrored head, body, mirrored tail]``: the first and last
+    ``context`` samples reversed either side of the body (so the first and last pieces have
+    context like the others), the body being the decoded audio cut or padded with silence
+    to ``n_src`` samples.
+    """
+
+    def __init__(self, blocks: Iterator[np.ndarray], channels: int, n_src: int, context: int):
+        self.blocks = blocks
+        self.channels = channels
+        self.n_src = n_src
+        self.shift = min(context, n_src)  # x of source sample 0
+        self.size = n_src + 2 * self.shift
+        self.buf = np.zeros((channels, 0), np.float32)
+        self.buf_start = 0  # source index of buf[:, 0]
+        self.ended = False
+
+    def _fill(self, upto: int) -> None:
+        while self.buf_start + self.buf.shape[1] < upto:
+            have = self.buf_start + self.buf.shape[1]
+            block = None if self.ended else next(self.blocks, None)
+            if block is None:  # the decoded audio is shorter than the video: silence
+                self.ended = True
+                block = np.zeros((self.channels, upto - have), np.float32)
+            block = np.asarray(block[:, : self.n_src - have], dtype=np.float32)
+            self.buf = np.concatenate([self.buf, block], axis=1)
+
+    def get(self, lo: int, hi: int) -> np.ndarray:
+        """``x[:, lo:hi]``; everything before ``lo`` may be forgotten afterwards."""
+        src = np.arange(lo, hi) - self.shift
+        src = np.where(src < 0, -src - 1, src)  # mirrored head
+        src = np.where(src >= self.n_src, 2 * self.n_src - 1 - src, src)  # mirrored tail
+        if src.size == 0:
+            return np.zeros((self.channels, 0), np.float32)
+        self._fill(int(src.max()) + 1)
+        piece = self.buf[:, src - self.buf_start]
+        # Keep what a later piece can still ask for: the head while x < shift may be read
+        # mirrored, and from ``lo - shift`` on otherwise.
+        keep = max(0, lo - self.shift) if lo >= self.shift else 0
+        if keep > self.buf_start:
+            self.buf = self.buf[:, keep - self.buf_start :]
+            self.buf_start = keep
+        return piece
+
+
+def _stretch_blocks(
+    blocks: Iterable[np.ndarray], sample_rate: int, curve: SpeedCurve, source_duration: float
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stretched audio in output order, in blocks, with, per output sample, the source time
+    (seconds) it came from. ``blocks`` are the source's ``(channels, k)`` float32 samples in
+    order; only a few seconds of either side are held at any time."""
     sr = sample_rate
-    channels = samples.shape[0]
+    it = iter(blocks)
+    first = next(it, None)
+    if first is None or first.ndim != 2:
+        raise ValueError("samples must be (channels, n) blocks, with at least one block")
+    channels = first.shape[0]
     n_src = round(source_duration * sr)
     n_out = round(curve.output_duration(source_duration) * sr)
     context = max(1, round(_CONTEXT_S * sr))
     fade = max(1, round(_CROSSFADE_S * sr))
+    x = _SourceWindow(itertools.chain([first], it), channels, n_src, context)
+    shift = x.shift
 
-    # Mirror the clip's ends so the first and last pieces have context like the others.
-    body = np.zeros((channels, n_src), dtype=np.float32)
-    body[:, : min(n_src, samples.shape[1])] = samples[:, :n_src]
-    left = body[:, : min(context, n_src)][:, ::-1]
-    right = body[:, max(n_src - context, 0) :][:, ::-1]
-    x = np.concatenate([left, body, right], axis=1)
-    shift = left.shape[1]  # x index of source sample 0
-
-    out = np.zeros((channels, n_out + fade), dtype=np.float32)
-    pos = np.zeros(n_out + fade, dtype=np.float64)
+    overhang = np.zeros((channels, fade), np.float32)  # out[oa:oa+fade] of the next piece
+    overhang_pos = np.zeros(fade, np.float64)
+    emitted = 0
     ramp_in = np.linspace(0.0, 1.0, fade, endpoint=False, dtype=np.float32)
-    for a, b, tempo in curve.audio_pieces(source_duration):
+    for a, b, tempo in _bounded(curve.audio_pieces(source_duration)):
         ia, ib = round(a * sr), round(b * sr)
         oa, ob = round(curve.output_time(a) * sr), round(curve.output_time(b) * sr)
         if ib <= ia or ob <= oa:
             continue
-        lo, hi = max(ia + shift - context, 0), min(ib + shift + context, x.shape[1])
-        piece = x[:, lo:hi]
+        lo, hi = max(ia + shift - context, 0), min(ib + shift + context, x.size)
+        piece = x.get(lo, hi)
         timecode = np.arange(piece.shape[1], dtype=np.float64) * (_TIMECODE_PEAK / piece.shape[1])
         marks = np.stack([timecode, np.full(piece.shape[1], _TIMECODE_PEAK)]).astype(np.float32)
         y = _atempo(np.concatenate([piece, marks], axis=0), sr, tempo)
@@ -417,7 +479,7 @@ def _stretch(
             reach = round(_ALIGN_S * sr)
             lo_k = max(start - reach, 0)
             cand = y[:channels, lo_k : start + reach + fade].sum(axis=0)
-            ref = out[:, oa : oa + fade].sum(axis=0)
+            ref = overhang.sum(axis=0)
             if cand.size >= fade and np.any(ref):
                 start = lo_k + int(np.argmax(np.correlate(cand, ref, mode="valid")))
         length = ob - oa + fade
@@ -427,17 +489,48 @@ def _stretch(
             missing = length - seg.shape[1]
             seg = np.concatenate([seg, np.zeros((channels, missing), np.float32)], axis=1)
             seg_pos = np.concatenate([seg_pos, np.full(missing, float(ib))])
-        # Fade in over the previous piece's overhang, which rendered the same moment.
         if oa > 0:
+            # Fade in over the previous piece's overhang, which rendered the same moment.
             seg = seg.copy()
-            seg[:, :fade] *= ramp_in
-            out[:, oa : oa + fade] *= 1.0 - ramp_in
-            out[:, oa : oa + fade] += seg[:, :fade]
-            out[:, oa + fade : oa + length] = seg[:, fade:]
-        else:
-            out[:, oa : oa + length] = seg
-        pos[oa : oa + length] = seg_pos
-    return out[:, :n_out], pos[:n_out] / sr
+            seg[:, :fade] = seg[:, :fade] * ramp_in + overhang * (1.0 - ramp_in)
+        # Pieces tile the output (each starts where the last ended): all before ``ob`` is
+        # final; the last ``fade`` samples wait for the next piece's cross-fade.
+        done = min(ob, n_out) - emitted
+        if done > 0:
+            yield seg[:, :done], seg_pos[:done] / sr
+            emitted += done
+        overhang, overhang_pos = seg[:, length - fade :], seg_pos[length - fade :]
+    if emitted < n_out:  # the last overhang, then silence, up to the exact length
+        rest = n_out - emitted
+        tail = np.zeros((channels, rest), np.float32)
+        tail_pos = np.full(rest, float(n_src), np.float64)
+        n = min(rest, fade)
+        tail[:, :n], tail_pos[:n] = overhang[:, :n], overhang_pos[:n]
+        yield tail, tail_pos / sr
+
+
+def _stretch(
+    samples: np.ndarray, sample_rate: int, curve: SpeedCurve, source_duration: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stretched audio and, per output sample, the source time (seconds) it came from."""
+    if samples.ndim != 2:
+        raise ValueError(f"samples must be (channels, n), got shape {samples.shape}")
+    parts = list(_stretch_blocks([samples], sample_rate, curve, source_duration))
+    if not parts:
+        return np.zeros((samples.shape[0], 0), np.float32), np.zeros(0)
+    return (
+        np.concatenate([p for p, _ in parts], axis=1),
+        np.concatenate([q for _, q in parts]),
+    )
+
+
+def retime_blocks(
+    blocks: Iterable[np.ndarray], sample_rate: int, curve: SpeedCurve, source_duration: float
+) -> Iterator[np.ndarray]:
+    """:func:`retime_audio` over a stream of ``(channels, k)`` blocks, yielding output blocks
+    in order while holding only a few seconds of audio."""
+    for samples, _ in _stretch_blocks(blocks, sample_rate, curve, source_duration):
+        yield samples
 
 
 def retime_audio(

@@ -448,9 +448,9 @@ class EncoderSpec(_message.Message):
         HARDWARE_CPU: EncoderSpec._Hardware.ValueType  # 2
         """Cpu uses libx264."""
         HARDWARE_NVIDIA: EncoderSpec._Hardware.ValueType  # 3
-        """Nvidia uses NVENC (h264_nvenc) and NVDEC."""
+        """Nvidia uses NVENC (h264_nvenc); decoding stays on the CPU."""
         HARDWARE_VAAPI: EncoderSpec._Hardware.ValueType  # 4
-        """Vaapi uses VAAPI (h264_vaapi)."""
+        """Vaapi uses VAAPI (h264_vaapi) where FFmpeg has it."""
 
     class Hardware(_Hardware, metaclass=_HardwareEnumTypeWrapper):
         """Hardware says where decoding and encoding run."""
@@ -462,9 +462,9 @@ class EncoderSpec(_message.Message):
     HARDWARE_CPU: EncoderSpec.Hardware.ValueType  # 2
     """Cpu uses libx264."""
     HARDWARE_NVIDIA: EncoderSpec.Hardware.ValueType  # 3
-    """Nvidia uses NVENC (h264_nvenc) and NVDEC."""
+    """Nvidia uses NVENC (h264_nvenc); decoding stays on the CPU."""
     HARDWARE_VAAPI: EncoderSpec.Hardware.ValueType  # 4
-    """Vaapi uses VAAPI (h264_vaapi)."""
+    """Vaapi uses VAAPI (h264_vaapi) where FFmpeg has it."""
 
     PRESET_FIELD_NUMBER: _builtins.int
     CRF_FIELD_NUMBER: _builtins.int
