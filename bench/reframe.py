@@ -108,6 +108,44 @@ def ffmpeg_cmd(src: Path, dst: Path) -> list[str]:
     ]
 
 
+def smart_crop_commands(src: Path, dst: Path) -> int:
+    """Write vo's smart crop path for ``src`` as an ffmpeg ``sendcmd`` file; return its moves.
+
+    The path is computed by vo's own analysis (the same code ``--mode smart`` runs), once,
+    untimed, so the ffmpeg CLI can render the very same moving window: a reference for the
+    render pass of smart mode, whose panning picture costs the encoder more than a still one.
+    """
+    from vo_core.media import probe
+    from vo_core.progress import ProgressMeter
+    from vo_core.threads import CancelToken
+    from vo_video.framing import CropGeometry, analyse, smart_path
+
+    info = probe(src)
+    assert info.video is not None
+    geometry = CropGeometry.for_aspect(info.video.width, info.video.height, (9, 16))
+    samples = []
+    meter = ProgressMeter("analyse", info.video.frames or 1)
+    for item in analyse(src, info, CancelToken(), meter):
+        if isinstance(item, list):
+            samples = item
+    path = smart_path(geometry, samples)
+    lines, last, moves = [], None, 0
+    for k in range(round(info.duration * FPS)):
+        xy = path.at(k / FPS)
+        if xy != last:
+            lines.append(f"{k / FPS:.4f} crop x {xy[0]}, crop y {xy[1]};")
+            moves += last is not None
+            last = xy
+    dst.write_text("\n".join(lines) + "\n")
+    return moves
+
+
+def ffmpeg_path_cmd(src: Path, commands: Path, dst: Path) -> list[str]:
+    graph = f"sendcmd=f={commands},crop={CROP_W}:{HEIGHT}:{CROP_X}:0,scale=1080:1920"
+    return [ffmpeg_binary(), "-y", "-loglevel", "error", "-i", str(src), "-vf", graph,
+            *ENCODER_ARGS, "-ar", "48000", "-ac", "2", "-movflags", "+faststart", str(dst)]  # fmt: skip
+
+
 MOVIEPY_SCRIPT = """
 import sys
 from moviepy import VideoFileClip
@@ -185,12 +223,17 @@ def main() -> None:
         have_moviepy = False
         print("MoviePy is not installed (make bench installs it); skipping that contender")
 
+    commands = OUT / "smart_path.cmd"
+    moves = smart_crop_commands(clip, commands)
     contenders = {
         "vo reframe --mode center": lambda: run_child(
             vo_cmd(clip, OUT / "vo_center.mp4", "center")
         ),
         "ffmpeg CLI crop+scale": lambda: run_child(ffmpeg_cmd(clip, OUT / "ffmpeg.mp4")),
         "vo reframe --mode smart": lambda: run_child(vo_cmd(clip, OUT / "vo_smart.mp4", "smart")),
+        "ffmpeg CLI, smart's path": lambda: run_child(
+            ffmpeg_path_cmd(clip, commands, OUT / "ffmpeg_path.mp4")
+        ),
     }
     server = WarmServer()
     contenders["vo serve Reframe center (warm)"] = lambda: server.reframe(clip, OUT / "vo_warm.mp4")
@@ -231,6 +274,11 @@ def main() -> None:
             f"MoviePy / vo center         = {t['MoviePy crop+resize'].median / center:.2f}  (target >= 3)"
         )
     print(f"vo smart / vo center        = {smart / center:.3f}  (target <= 1.25)")
+    same_path = t["ffmpeg CLI, smart's path"].median
+    print(
+        f"vo smart / ffmpeg CLI on smart's path = {smart / same_path:.3f}  (the window moves "
+        f"{moves} times; ffmpeg panning it / ffmpeg still = {same_path / ffmpeg:.3f})"
+    )
 
     if five is not None:
         print("\npeak memory against input length (vo reframe --mode center):")

@@ -1,9 +1,11 @@
 """The soundtrack: decode, voice-over with ducking, music bed, loudness and true peak.
 
-Everything here works on whole float32 arrays shaped ``(channels, n)``: a 30 s stereo clip
-at 48 kHz is 11 MB, and loudness (BS.1770 integrated) needs the whole programme anyway.
-The renderer decodes and retimes the original track, calls :func:`mix`, and encodes the
-result alongside its video frames.
+The renderer streams it: :func:`open_audio` decodes in blocks, the ramp retimes them
+(:func:`vo_video.ramp.retime_blocks`), and :func:`mix_stream` ducks and sums them into a
+spill file while measuring loudness, then gains and limits that file block by block into
+the finished track, which the video pass reads back as it encodes. Memory stays a few
+blocks whatever the length; only the music, looped from memory, is held whole.
+:func:`mix` is the same on whole arrays, for short clips and tests.
 
 Loudness follows ITU-R BS.1770-4 / EBU R128: K-weighting (a high shelf and the RLB
 high-pass), mean square in 400 ms blocks with 75% overlap, an absolute gate at -70 LUFS
