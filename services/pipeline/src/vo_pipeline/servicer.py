@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import cast
 
@@ -49,7 +50,10 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         # This server owns its data folder: scratch files left there were being written when a
         # previous server died, and nothing will finish them.
         for leftover in self.artifacts.tmp_dir.iterdir():
-            leftover.unlink(missing_ok=True)
+            if leftover.is_dir():  # a render's soundtrack spill folder
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
         self.store = await SqliteJobStore.open(self.settings.store_path)
         self.pool = WorkerPool(self.settings, self.store, self._on_event)
         await self.pool.start()
