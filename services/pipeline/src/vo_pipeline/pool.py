@@ -20,7 +20,7 @@ from typing import Any
 
 from vo_core import metrics
 from vo_core.jobs import JobState
-from vo_core.store import SqliteJobStore
+from vo_core.store import JobStore
 
 from vo_pipeline.config import Settings
 from vo_pipeline.worker import Worker, WorkerConfig, process_main, thread_worker
@@ -67,7 +67,7 @@ JobEvent = Callable[[str, str, bytes], Awaitable[None]]  # (kind, job_id, payloa
 class WorkerPool:
     """Starts, scales, watches and stops the workers."""
 
-    def __init__(self, settings: Settings, store: SqliteJobStore, on_event: JobEvent) -> None:
+    def __init__(self, settings: Settings, store: JobStore, on_event: JobEvent) -> None:
         self.settings = settings
         self.store = store
         self.on_event = on_event

@@ -17,7 +17,7 @@ from vo_core import metrics
 from vo_core.bus import InProcessProgressBus
 from vo_core.errors import InvalidInput, NotFound, ResourceExhausted
 from vo_core.jobs import JobRecord, JobState
-from vo_core.store import SqliteJobStore
+from vo_core.store import JobStore, SqliteJobStore
 from vo_video.config import Settings as VideoSettings
 from vo_video.spec import render_job_from_proto
 
@@ -40,7 +40,7 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         self.artifacts = settings.server.artifact_store()
         self.policy = settings.server.path_policy()
         self.bus = InProcessProgressBus()
-        self.store: SqliteJobStore | None = None
+        self.store: JobStore | None = None
         self.pool: WorkerPool | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -66,7 +66,7 @@ class PipelineServicer(pipeline_service_pb2_grpc.PipelineServiceServicer):
         if self.store is not None:
             await self.store.close()
 
-    def _ready(self) -> tuple[SqliteJobStore, WorkerPool]:
+    def _ready(self) -> tuple[JobStore, WorkerPool]:
         if self.store is None or self.pool is None:
             raise InvalidInput("the pipeline is starting; retry in a moment")
         return self.store, self.pool

@@ -33,7 +33,7 @@ from vo_core.cache import Cache
 from vo_core.config import ServerSettings
 from vo_core.errors import FailedPrecondition, VoError
 from vo_core.jobs import JobRecord, JobState, StepState
-from vo_core.store import SqliteJobStore
+from vo_core.store import JobStore, SqliteJobStore
 from vo_core.telemetry import aio_client_interceptors, traced
 
 from vo_pipeline.config import SERVICES
@@ -180,7 +180,7 @@ class Worker:
             await store.close()
 
     async def _run_job(
-        self, store: SqliteJobStore, clients: Clients, cache: Cache, job: JobRecord
+        self, store: JobStore, clients: Clients, cache: Cache, job: JobRecord
     ) -> None:
         name = self.config.name
         self.sink(name, "claimed", job.id, b"")
@@ -234,7 +234,7 @@ class Worker:
                 await asyncio.gather(*pending, return_exceptions=True)
             self.sink(name, "ended", job.id, b"")
 
-    async def _fail(self, store: SqliteJobStore, job: JobRecord, exc: BaseException) -> None:
+    async def _fail(self, store: JobStore, job: JobRecord, exc: BaseException) -> None:
         record = await store.get_job(job.id)
         step = ""
         if record is not None:
@@ -252,7 +252,7 @@ class Worker:
                 owner=self.owner,
             )
 
-    async def _renew(self, store: SqliteJobStore, job_id: str, task: asyncio.Task[Any]) -> None:
+    async def _renew(self, store: JobStore, job_id: str, task: asyncio.Task[Any]) -> None:
         """Keep the lease; a lost lease (cancelled, or taken over) stops the job here."""
         while True:
             await asyncio.sleep(self.config.lease_seconds / 3)
