@@ -96,7 +96,9 @@ async def test_late_watcher_gets_the_current_state_then_the_rest(aio_channel, cl
     assert (await early)[-1].job.state == pb.Job.STATE_SUCCEEDED
 
 
-async def test_cancel_stops_within_a_second_and_frees_the_worker(aio_channel, clip: Path) -> None:
+async def test_cancel_stops_within_a_second_and_frees_the_worker(
+    aio_channel, clip: Path, data_dir: Path
+) -> None:
     slow = job_spec(clip, topic="cancel me", encoder=vpb.EncoderSpec(preset="veryslow"))
     job = (await stub(aio_channel).CreateJob(pb.CreateJobRequest(spec=slow))).job
     async for e in stub(aio_channel).WatchJob(pb.WatchJobRequest(id=job.id)):
@@ -110,7 +112,13 @@ async def test_cancel_stops_within_a_second_and_frees_the_worker(aio_channel, cl
     cancelled = (await stub(aio_channel).CancelJob(pb.CancelJobRequest(id=job.id))).job
     assert cancelled.state == pb.Job.STATE_CANCELLED
     final = (await watch(aio_channel, job.id))[-1].job
-    assert final.state == pb.Job.STATE_CANCELLED and time.monotonic() - started < 1.5
+    assert final.state == pb.Job.STATE_CANCELLED
+    # The render really stopped: its scratch output and soundtrack folder go only when the
+    # engine's thread has ended.
+    scratch = data_dir / "artifacts" / "tmp"
+    while list(scratch.iterdir()):
+        assert time.monotonic() - started < 1.0, list(scratch.iterdir())
+        await asyncio.sleep(0.02)
     # The worker is free again: a small job completes.
     quick = job_spec(clip, topic="after cancel")
     quick.render.ClearField("captions")
