@@ -8,10 +8,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from serverutil import mesh_server
 from vo_core.config import ServerSettings
-from vo_core.server import add_standard_services, bind, create_server, mark_serving
 from vo_pipeline.config import Settings as PipelineSettings
-from vo_pipeline.mesh import EmbeddedMesh, register_all
+from vo_pipeline.mesh import EmbeddedMesh
 from vo_video.samples import SubjectPath, write_sample
 
 
@@ -62,18 +62,8 @@ async def server_target(data_dir: Path, tmp_path: Path) -> AsyncIterator[str]:
     pipeline = PipelineSettings(
         worker_mode="thread", min_workers=1, max_workers=2, max_queue_size=8
     )
-    server = create_server()
-    mesh = register_all(server, settings, pipeline)
-    health = add_standard_services(server, mesh.names)
-    port = bind(server, "127.0.0.1", 0)
-    await server.start()
-    await mesh.start()
-    await mark_serving(health, mesh.names)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        await mesh.stop()
-        await server.stop(None)
+    async with mesh_server(settings, pipeline) as target:
+        yield target
 
 
 @pytest.fixture

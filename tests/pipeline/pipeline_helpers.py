@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import grpc
+from vo.client.channel import write_download_async
 from vo.common.v1 import common_pb2
 from vo.pipeline.v1 import pipeline_service_pb2 as pb
 from vo.pipeline.v1 import pipeline_service_pb2_grpc
@@ -48,3 +49,14 @@ TERMINAL = (pb.Job.STATE_SUCCEEDED, pb.Job.STATE_FAILED, pb.Job.STATE_CANCELLED)
 async def watch(channel: grpc.aio.Channel, job_id: str) -> list[pb.WatchJobResponse]:
     """Every event of a WatchJob stream until it ends."""
     return [m async for m in stub(channel).WatchJob(pb.WatchJobRequest(id=job_id))]
+
+
+async def download(channel: grpc.aio.Channel, sha256: str, out: Path) -> Path:
+    """Fetch an artifact through PipelineService.DownloadArtifact into ``out``."""
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        async for m in stub(channel).DownloadArtifact(pb.DownloadArtifactRequest(sha256=sha256)):
+            yield m.chunk
+
+    await write_download_async(chunks(), out)
+    return out

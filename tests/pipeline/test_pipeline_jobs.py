@@ -11,8 +11,7 @@ import grpc
 import numpy as np
 import pytest
 from mediacheck import decode, luma_frames
-from pipeline.pipeline_helpers import TERMINAL, job_spec, stub, watch
-from vo.client.channel import write_download_async
+from pipeline.pipeline_helpers import TERMINAL, download, job_spec, stub, watch
 from vo.common.v1 import common_pb2
 from vo.events import seconds_to_duration
 from vo.pipeline.v1 import pipeline_service_pb2 as pb
@@ -49,15 +48,7 @@ async def test_full_render_streams_every_stage_in_order(
     assert fractions == sorted(fractions), "the overall fraction went backwards"
     frames = [e.progress for e in events if e.HasField("progress") and e.progress.frames_total]
     assert frames and frames[-1].frames_done == frames[-1].frames_total
-    out = tmp_path / "short.mp4"
-
-    async def chunks():  # type: ignore[no-untyped-def]
-        async for m in stub(aio_channel).DownloadArtifact(
-            pb.DownloadArtifactRequest(sha256=final.output.sha256)
-        ):
-            yield m.chunk
-
-    await write_download_async(chunks(), out)
+    out = await download(aio_channel, final.output.sha256, tmp_path / "short.mp4")
     d = decode(out)
     assert (d.width, d.height) == (360, 640) and d.audio_codec == "aac"
     assert abs(d.video_seconds - 10.0) < 0.1
@@ -232,15 +223,7 @@ async def test_without_a_script_the_video_is_captioned_from_its_own_speech(
     assert final.state == pb.Job.STATE_SUCCEEDED, final.error
     assert all(s.state == pb.Step.STATE_SUCCEEDED for s in final.steps)
 
-    out = tmp_path / "short.mp4"
-
-    async def chunks():  # type: ignore[no-untyped-def]
-        async for m in stub(aio_channel).DownloadArtifact(
-            pb.DownloadArtifactRequest(sha256=final.output.sha256)
-        ):
-            yield m.chunk
-
-    await write_download_async(chunks(), out)
+    out = await download(aio_channel, final.output.sha256, tmp_path / "short.mp4")
     frames = luma_frames(out, every=15)
     # The picture is flat and dark: anything bright is a caption made from the recognised
     # words, and captions sit in the lower part of the frame, never at the top.

@@ -10,12 +10,13 @@ from typing import Any
 import grpc
 import pytest
 from pipeline.pipeline_helpers import job_spec, stub, watch
+from serverutil import mesh_server
 from vo.pipeline.v1 import pipeline_service_pb2 as pb
 from vo_core.config import ServerSettings
 from vo_core.server import add_standard_services, bind, create_server, mark_serving
 from vo_pipeline.config import SERVICES
 from vo_pipeline.config import Settings as PipelineSettings
-from vo_pipeline.mesh import register_all, register_services
+from vo_pipeline.mesh import register_services
 
 
 class Recorder(grpc.aio.ServerInterceptor):
@@ -70,19 +71,11 @@ async def pipeline_channel(
         max_workers=1,
         service_targets=dict.fromkeys(SERVICES, remote.target),
     )
-    server = create_server()
-    mesh = register_all(server, shared, settings)
-    health = add_standard_services(server, mesh.names)
-    port = bind(server, "127.0.0.1", 0)
-    await server.start()
-    await mesh.start()
-    await mark_serving(health, mesh.names)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield channel
-    finally:
-        await mesh.stop()
-        await server.stop(None)
+    async with (
+        mesh_server(shared, settings) as target,
+        grpc.aio.insecure_channel(target) as channel,
+    ):
+        yield channel
 
 
 async def test_steps_run_on_the_remote_services(
