@@ -329,3 +329,63 @@ async def test_hardware_is_used_when_it_works_else_the_cpu_says_why(
     else:
         assert result.hardware_path == "cpu:libx264"
         assert any("unavailable" in n and "h264_nvenc" in n for n in result.notes), result.notes
+
+
+def flash_and_beep_clip(path: Path, seconds: float, at: float) -> None:
+    """A dark 320x180 clip over a quiet noise bed, with one white frame and a 1 kHz beep at ``at``."""
+    rng = np.random.default_rng(11)
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=30)
+        v.width, v.height, v.pix_fmt = 320, 180, "yuv420p"
+        v.options = {"preset": "ultrafast"}
+        a = c.add_stream("aac", rate=RATE, layout="stereo")
+        dark, white = np.full((180, 320, 3), 20, np.uint8), np.full((180, 320, 3), 235, np.uint8)
+        flash = round(at * 30)
+        for i in range(round(seconds * 30)):
+            img = white if i == flash else dark
+            f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, 30)
+            for p in v.encode(f):
+                c.mux(p)
+        sound = (0.01 * rng.standard_normal(round(seconds * RATE))).astype(np.float32)
+        start = round(at * RATE)
+        sound[start : start + 4800] += 0.8 * np.sin(2 * np.pi * 1000 * np.arange(4800) / RATE)
+        for s in range(0, sound.size, 1024):
+            block = sound[s : s + 1024]
+            af = av.AudioFrame.from_ndarray(
+                np.stack([block, block]), format="fltp", layout="stereo"
+            )
+            af.sample_rate, af.pts, af.time_base = RATE, s, Fraction(1, RATE)
+            for p in a.encode(af):
+                c.mux(p)
+        for p in [*a.encode(None), *v.encode(None)]:
+            c.mux(p)
+
+
+async def test_a_30_s_ramped_clip_keeps_picture_and_sound_together_to_the_end(
+    server_target: str, tmp_path: Path
+) -> None:
+    src, out = tmp_path / "flash.mp4", tmp_path / "ramped.mp4"
+    flash_and_beep_clip(src, 30.0, at=29.0)
+    spec = pb.RenderSpec(
+        reframe=pb.ReframeSpec(mode=pb.ReframeSpec.MODE_CENTER, width=180, height=320),
+        ramp=ramp("0:1,10:0.5,15:2"),
+        encoder=pb.EncoderSpec(preset="ultrafast"),
+    )
+    await render(server_target, src, out, spec)
+    curve = SpeedCurve.parse("0:1,10:0.5,15:2")
+    d = decode(out)
+    assert abs(d.video_seconds - curve.output_duration(30.0)) <= 1 / 30
+    assert abs(d.audio_seconds - d.video_seconds) < 1 / 30
+    # Where the flash is shown and where the beep starts, at the end of the ramped clip.
+    with av.open(str(out)) as c:
+        shown = next(
+            float(f.time) for f in c.decode(video=0) if f.to_ndarray(format="gray").mean() > 128
+        )
+    sound = decode_audio(out)[0]
+    onset = float(np.argmax(np.abs(sound) > 0.4)) / RATE
+    expected = curve.output_time(29.0)
+    assert abs(shown - expected) <= 1 / 30, (shown, expected)
+    assert abs(onset - shown) < 1 / 30, (
+        f"A/V drift at the end: beep {onset:.3f} s, flash {shown:.3f} s"
+    )
