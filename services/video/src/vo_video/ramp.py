@@ -399,14 +399,19 @@ class _SourceWindow:
         self.ended = False
 
     def _fill(self, upto: int) -> None:
-        while self.buf_start + self.buf.shape[1] < upto:
-            have = self.buf_start + self.buf.shape[1]
+        # Decoded blocks are small (an AAC frame is 1024 samples): gather them, join once.
+        have = self.buf_start + self.buf.shape[1]
+        new: list[np.ndarray] = []
+        while have < upto:
             block = None if self.ended else next(self.blocks, None)
             if block is None:  # the decoded audio is shorter than the video: silence
                 self.ended = True
                 block = np.zeros((self.channels, upto - have), np.float32)
             block = np.asarray(block[:, : self.n_src - have], dtype=np.float32)
-            self.buf = np.concatenate([self.buf, block], axis=1)
+            new.append(block)
+            have += block.shape[1]
+        if new:
+            self.buf = np.concatenate([self.buf, *new], axis=1)
 
     def get(self, lo: int, hi: int) -> np.ndarray:
         """``x[:, lo:hi]``; everything before ``lo`` may be forgotten afterwards."""
