@@ -582,11 +582,6 @@ class MixedFile:
         """Samples ``[start, stop)`` as float32 ``(channels, k)``."""
         return _read_spill(self.path, self.channels, start, stop)
 
-    def blocks(self, size: int = BLOCK) -> Iterator[np.ndarray]:
-        """The whole soundtrack in order, ``size`` samples at a time."""
-        for start in range(0, self.length, size):
-            yield self.read(start, min(start + size, self.length))
-
 
 def _read_spill(path: Path, channels: int, start: int, stop: int) -> np.ndarray:
     count = max(0, stop - start) * channels
