@@ -142,6 +142,14 @@ def decode_audio(
     return np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32)
 
 
+def _to_channels(samples: np.ndarray, channels: int) -> np.ndarray:
+    """float32 ``(channels, n)``: mono spread, anything else averaged down first."""
+    x = np.atleast_2d(np.asarray(samples, dtype=np.float32))
+    if x.shape[0] != channels:
+        x = np.repeat(x.mean(axis=0, keepdims=True), channels, axis=0)
+    return x
+
+
 def reblock(
     blocks: Iterable[np.ndarray] | None, length: int, channels: int, size: int = BLOCK
 ) -> Iterator[np.ndarray]:
@@ -157,9 +165,7 @@ def reblock(
             block = next(source, None)
             if block is None:
                 break
-            x = np.atleast_2d(np.asarray(block, dtype=np.float32))
-            if x.shape[0] != channels:
-                x = np.repeat(x.mean(axis=0, keepdims=True), channels, axis=0)
+            x = _to_channels(block, channels)
             pending.append(x)
             have += x.shape[1]
         joined = np.concatenate(pending, axis=1) if pending else np.zeros((channels, 0), np.float32)
@@ -616,10 +622,7 @@ def mix_stream(
     ``length`` is; disk holds two float32 copies (0.4 MB per second of stereo each).
     """
     duck = DuckCurve.from_voice(voice(), length, sample_rate, spec) if voice else None
-    music_fit = None
-    if music is not None:
-        m = np.atleast_2d(np.asarray(music, dtype=np.float32))
-        music_fit = next(reblock([m], m.shape[1], channels, size=max(1, m.shape[1])), None)
+    music_fit = _to_channels(music, channels) if music is not None else None
     original_gain = _db_to_gain(spec.original_gain_db)
     music_gain = _db_to_gain(spec.music_gain_db)
     use_original = original is not None and not spec.drop_original
