@@ -22,8 +22,12 @@ uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on this machine kind)
+# Python never caches it, and every `vo` start would recompile rich, grpc, protobuf, ... (about
+# a second per command). --inexact keeps the bench group when present.
 $(VENV)/.installed: uv pyproject.toml uv.lock clients/pyproject.toml $(wildcard services/*/pyproject.toml)
-	$(UV) sync --all-packages --locked --inexact  # --inexact: keep the bench group when present
+	$(UV) sync --all-packages --locked --inexact --compile-bytecode
+	$(BIN)/python -m compileall -q clients/src services/*/src
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -56,7 +60,7 @@ demo: install  ## generate a landscape sample and reframe it to a vertical short
 
 bench: install  ## benchmarks against the ffmpeg CLI and MoviePy (installs both for comparison)
 	@command -v ffmpeg >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null)
-	$(UV) sync --all-packages --locked --group bench
+	$(UV) sync --all-packages --locked --inexact --compile-bytecode --group bench
 	$(BIN)/python bench/reframe.py
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/pipeline.py
