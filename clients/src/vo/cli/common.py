@@ -143,6 +143,7 @@ class ProgressBars:
             disable=quiet,
         )
         self.tasks: dict[str, TaskID] = {}
+        self.frame_stages: set[str] = set()
         self.started = False
 
     def __enter__(self) -> ProgressBars:
@@ -159,6 +160,10 @@ class ProgressBars:
     def update(self, event: ProgressEvent) -> None:
         """Show an event: frames when the stage counts frames, else steps."""
         counts_frames = event.frames_total > 0 or event.frames_done > 0
+        if counts_frames:
+            self.frame_stages.add(event.stage)
+        elif event.stage in self.frame_stages:
+            return  # the step's own end on a bar that counts frames: they have said it all
         done = event.frames_done if counts_frames else event.steps_done
         total = event.frames_total if counts_frames else event.steps_total
         # Extra task fields, read by the custom columns above.
