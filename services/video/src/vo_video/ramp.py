@@ -422,9 +422,9 @@ class _SourceWindow:
             return np.zeros((self.channels, 0), np.float32)
         self._fill(int(src.max()) + 1)
         piece = self.buf[:, src - self.buf_start]
-        # Keep what a later piece can still ask for: the head while x < shift may be read
-        # mirrored, and from ``lo - shift`` on otherwise.
-        keep = max(0, lo - self.shift) if lo >= self.shift else 0
+        # Later pieces start no earlier, so they need source samples from ``lo - shift`` on
+        # (all of them while ``lo`` is still in the mirrored head).
+        keep = max(0, lo - self.shift)
         if keep > self.buf_start:
             self.buf = self.buf[:, keep - self.buf_start :]
             self.buf_start = keep
