@@ -27,6 +27,11 @@ def test_buf_format_is_clean() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def stubs(root: Path) -> list[Path]:
+    """The generated sources under ``root`` (bytecode caches are not generated code)."""
+    return [p for p in root.rglob("*_pb2*") if p.is_file() and p.suffix in (".py", ".pyi")]
+
+
 def test_generated_code_is_fresh(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(ROOT / "protos" / "generate.py"), str(tmp_path)],
@@ -35,7 +40,7 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     )
     committed = ROOT / "clients" / "src" / "vo"
     fresh = tmp_path / "vo"
-    generated = sorted(p.relative_to(tmp_path) for p in fresh.rglob("*_pb2*") if p.is_file())
+    generated = sorted(p.relative_to(tmp_path) for p in stubs(fresh))
     assert generated, "generation produced nothing"
     stale = [
         str(rel)
@@ -44,9 +49,7 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     ]
     assert stale == [], f"regenerate with `make generate`: {stale}"
     # No generated file may be missing from the generation (a proto deleted but stubs kept).
-    committed_generated = sorted(
-        p.relative_to(committed.parent) for p in committed.rglob("*_pb2*") if p.is_file()
-    )
+    committed_generated = sorted(p.relative_to(committed.parent) for p in stubs(committed))
     assert committed_generated == generated
     shutil.rmtree(tmp_path / "vo")
 
