@@ -59,6 +59,7 @@ _OVERSAMPLE = 4
 # Long measurements work through the signal in chunks of this many 100 ms hops (6.4 s), so
 # their float64 temporaries stay small whatever the programme's length.
 _CHUNK_HOPS = 64
+_PEAK_CHUNK = 1 << 18  # input samples oversampled at a time (5.5 s at 48 kHz)
 
 
 def _scipy_signal() -> Any:
@@ -358,7 +359,7 @@ def _sample_peaks(samples: np.ndarray) -> np.ndarray:
     n = x.shape[1]
     peaks = np.empty(n, dtype=np.float32)
     margin = 64  # input samples; resample_poly's filter reaches 10 * up / up = 10
-    step = _CHUNK_HOPS * 4800
+    step = _PEAK_CHUNK
     for first in range(0, n, step):
         last = min(first + step, n)
         lo, hi = max(0, first - margin), min(n, last + margin)
@@ -535,8 +536,11 @@ def limit_true_peak(
     return _limit(samples, ceiling_db, sample_rate)[0]
 
 
-def _limit(samples: np.ndarray, ceiling_db: float, sample_rate: int) -> tuple[np.ndarray, float]:
-    """A look-ahead limiter keeping the 4x-oversampled peak at or under ``ceiling_db``.
+def _limit(
+    samples: np.ndarray, ceiling_db: float, sample_rate: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A look-ahead limiter keeping the 4x-oversampled peak at or under ``ceiling_db``;
+    returns the limited samples and their per-sample peaks (:func:`_sample_peaks`).
 
     The gain each sample needs comes from its oversampled peak. A running minimum over
     [n - hold, n + smooth) followed by a moving average over (n - smooth, n] gives a gain
@@ -548,7 +552,7 @@ def _limit(samples: np.ndarray, ceiling_db: float, sample_rate: int) -> tuple[np
     """
     x = np.asarray(samples, dtype=np.float32)
     if x.shape[1] == 0:
-        return x, -math.inf
+        return x, np.zeros(0, np.float32)
     ceiling = _db_to_gain(ceiling_db - _LIMITER_MARGIN_DB)
     smooth = max(1, round(_LIMITER_LOOKAHEAD_S * sample_rate))
     hold = max(0, round(_LIMITER_RELEASE_S * sample_rate))
@@ -565,11 +569,13 @@ def _limit(samples: np.ndarray, ceiling_db: float, sample_rate: int) -> tuple[np
         gain = _ndimage().uniform_filter1d(held, smooth, origin=(smooth - 1) // 2, mode="nearest")
         x = x * gain.astype(np.float32)
     else:
-        top = float(_sample_peaks(x).max())
+        peak = _sample_peaks(x)
+        top = float(peak.max())
     if top > ceiling:
+        # A static trim scales the peaks exactly as it scales the samples.
         x = x * np.float32(ceiling / top)
-        top = ceiling
-    return x.astype(np.float32), 20.0 * math.log10(top) if top > 0 else -math.inf
+        peak = peak * np.float32(ceiling / top)
+    return x.astype(np.float32), peak
 
 
 @dataclass(frozen=True)
@@ -634,10 +640,9 @@ def mix_stream(
     meter = LoudnessMeter(sample_rate, channels)
     passes = 3 if spec.normalize else 1  # the most pass-two runs, for the progress fraction
     with premix.open("wb") as f:
-        for start, (orig, vo) in zip(
-            range(0, length, BLOCK), zip(*parts, strict=True), strict=False
-        ):
-            stop = start + orig.shape[1]
+        stop = 0
+        for orig, vo in zip(*parts, strict=True):
+            start, stop = stop, stop + orig.shape[1]
             bed = orig * original_gain if use_original else np.zeros_like(orig)
             if music_fit is not None and music_fit.shape[1]:
                 bed += _music_block(music_fit, start, stop, length, sample_rate) * music_gain
@@ -691,10 +696,10 @@ def _limit_pass(
         for start in range(0, length, BLOCK):
             stop = min(start + BLOCK, length)
             lo, hi = max(0, start - _LIMIT_CONTEXT), min(length, stop + _LIMIT_CONTEXT)
-            window, _ = _limit(
+            window, window_peaks = _limit(
                 _read_spill(src, channels, lo, hi) * gain, spec.true_peak_db, sample_rate
             )
-            peaks = _sample_peaks(window)[start - lo : stop - lo]
+            peaks = window_peaks[start - lo : stop - lo]
             peak = max(peak, float(peaks.max()) if peaks.size else 0.0)
             block = window[:, start - lo : stop - lo]
             meter.add(block)
