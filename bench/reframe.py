@@ -118,16 +118,13 @@ def smart_crop_commands(src: Path, dst: Path) -> int:
     from vo_core.media import probe
     from vo_core.progress import ProgressMeter
     from vo_core.threads import CancelToken
-    from vo_video.framing import CropGeometry, analyse, smart_path
+    from vo_video.framing import CropGeometry, Sample, analyse, smart_path
 
     info = probe(src)
     assert info.video is not None
     geometry = CropGeometry.for_aspect(info.video.width, info.video.height, (9, 16))
-    samples = []
     meter = ProgressMeter("analyse", info.video.frames or 1)
-    for item in analyse(src, info, CancelToken(), meter):
-        if isinstance(item, list):
-            samples = item
+    samples = [s for s in analyse(src, info, CancelToken(), meter) if isinstance(s, Sample)]
     path = smart_path(geometry, samples)
     lines, last, moves = [], None, 0
     for k in range(round(info.duration * FPS)):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -73,17 +72,12 @@ async def test_word_timings_match_an_independent_aligner(tts: TtsServer) -> None
 
 async def test_second_request_is_served_from_the_cache(tts: TtsServer) -> None:
     text = PROSE + " " + PROSE
-    t0 = time.perf_counter()
     _, first = await synthesize(tts.stub, text=text, rate=200)
-    cold = time.perf_counter() - t0
-    t0 = time.perf_counter()
     responses, second = await synthesize(tts.stub, text=text, rate=200)
-    warm = time.perf_counter() - t0
     assert not first.cached and second.cached
     assert len(responses) == 1  # no sentence was spoken again
     assert second.audio_content == first.audio_content
     assert words_of(second) == words_of(first)
-    assert warm < cold
     # A different parameter is a different entry.
     _, third = await synthesize(tts.stub, text=text, rate=201)
     assert not third.cached

@@ -172,3 +172,35 @@ async def test_cancelled_render_leaves_nothing(
         await asyncio.sleep(0.1)
     assert list((data_dir / "artifacts" / "tmp").iterdir()) == []
     assert not out.exists()
+
+
+async def test_cancelled_smart_render_stops_its_analysis_thread(
+    server_target: str, tmp_path: Path, data_dir: Path
+) -> None:
+    import asyncio
+    import threading
+
+    src = tmp_path / "long.mp4"
+    write_sample(src, duration=20.0, width=640, height=360, audio=False)
+    out = tmp_path / "o.mp4"
+    stages: list[str] = []
+    async with AsyncVideoClient.connect(server_target) as client:
+        stream = client.reframe(src, output_uri=str(out), mode="smart", width=360, height=640)
+        async for event in stream:
+            stages.append(event.stage)  # type: ignore[union-attr]
+            if event.stage == "render":  # type: ignore[union-attr]
+                break  # leave mid-render, the analysis still running beside it
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert stages[0] == "analyse"
+
+    def engine_threads() -> list[str]:
+        names = ("vo-analyse", "vo-producer", "vo-engine")
+        return [t.name for t in threading.enumerate() if t.name in names and t.is_alive()]
+
+    for _ in range(50):
+        if not engine_threads() and not list((data_dir / "artifacts" / "tmp").iterdir()):
+            break
+        await asyncio.sleep(0.1)
+    assert engine_threads() == [], "a cancelled smart render left its threads running"
+    assert list((data_dir / "artifacts" / "tmp").iterdir()) == []
+    assert not out.exists()

@@ -106,6 +106,13 @@ async def test_smart_keeps_the_moving_subject_in_frame(
         preset="ultrafast",
     )
     assert next(e.stage for e in events) == "analyse" and events[-1].stage == "render"
+    # The analysis runs alongside the render: both stages report to the end of their frames,
+    # and the overall fraction, which counts both, never goes backwards.
+    for stage in ("analyse", "render"):
+        mine = [e for e in events if e.stage == stage]
+        assert mine[-1].frames_done == mine[-1].frames_total > 0, stage
+    fractions = [e.fraction for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     # The subject's disc (radius 80 px at 720p) scaled by 640/720: most of it must be visible.
     r = landscape_clip.subject.radius * 640 / 720
     need = int(0.6 * np.pi * r * r)

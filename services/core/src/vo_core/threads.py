@@ -24,10 +24,16 @@ _DONE = object()
 
 
 class CancelToken:
-    """A flag an engine checks between units of work."""
+    """A flag an engine checks between units of work.
 
-    def __init__(self) -> None:
+    A token made with a ``parent`` is cancelled with it, or on its own: a helper thread
+    inside an engine stops when the whole operation is cancelled, and also when the engine
+    no longer needs it.
+    """
+
+    def __init__(self, parent: CancelToken | None = None) -> None:
         self._event = threading.Event()
+        self._parent = parent
 
     def cancel(self) -> None:
         """Ask the engine to stop."""
@@ -35,12 +41,12 @@ class CancelToken:
 
     @property
     def cancelled(self) -> bool:
-        """True once cancel() was called."""
-        return self._event.is_set()
+        """True once cancel() was called, here or on the parent."""
+        return self._event.is_set() or (self._parent is not None and self._parent.cancelled)
 
     def check(self) -> None:
         """Raise :class:`Cancelled` when cancelled; engines call this once per frame or step."""
-        if self._event.is_set():
+        if self.cancelled:
             raise Cancelled("the operation was cancelled")
 
 

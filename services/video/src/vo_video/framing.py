@@ -1,17 +1,24 @@
 """Where the crop window sits on every frame: centre, or a smoothed path that follows the subject.
 
-Smart framing runs a cheap analysis pass before the render: it decodes only reference frames,
-samples about six per second, shrinks each to a 320-pixel-wide grey image, and finds the subject
-there (faces with OpenCV's Haar cascade; else what moved since the last sample; else the most
-salient region). Scene cuts split the video into shots. Within a shot the virtual camera has a
-dead zone (it holds still while the subject moves inside it), is then Gaussian-smoothed (so it
-never jitters), and is finally clamped so the subject stays in view and the window stays in the
-picture. Between shots it cuts, as an editor would.
+Smart framing has a cheap analysis pass of its own: it decodes only reference frames, samples
+about six per second, shrinks each to a 320-pixel-wide grey image, and finds the subject there
+(faces with OpenCV's Haar cascade; else what moved since the last sample; else the most
+salient region). Scene cuts split the video into shots. Within a shot the virtual camera holds
+still while the subject moves inside a dead zone, then makes one eased move with lead room
+ahead of the subject, and is clamped so the subject stays in view and the window stays in the
+picture; it never jitters. Between shots it cuts, as an editor would.
+
+The analysis runs in a thread alongside the render pass, a few seconds ahead of it: the path
+is planned as samples arrive (:class:`PathPlanner`), and the render reads it through a
+:class:`LivePath` that waits only where the path is not final yet.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
+import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +32,16 @@ from vo_core.threads import CancelToken
 
 ANALYSIS_WIDTH = 320
 SAMPLES_PER_SECOND = 6.0
-SCENE_CUT_DISTANCE = 0.45
+FACE_SEARCH_EVERY = 3  # samples between looks for a face while none is in view
+SCENE_CUT_DISTANCE = 0.45  # L1 distance between normalised grey histograms (0..2)
 FINE_RATE = 30.0  # camera path samples per second
-DEAD_ZONE = 0.25  # of the window: how far the subject may drift from centre before a move
-MOVE_SECONDS = (
-    0.8  # length of one eased camera move  # L1 distance between normalised grey histograms (0..2)
-)
+DEAD_ZONE = 0.3  # of the window: how far the subject may drift from centre before a move
+MOVE_SECONDS = 0.6  # length of one eased camera move
+LEAD_ROOM = 0.25  # of the window: space left ahead of a subject on the move
+HEADING_SECONDS = 1.0  # how far ahead a move looks to see where the subject is heading
+ON_THE_MOVE = 0.1  # of the window per HEADING_SECONDS: slower than this is standing still
+MARGIN = 0.2  # of the window: the subject is always kept this far inside its edges
+MEDIAN_TAPS = 9  # 0.3 s on the 30 Hz grid
 
 
 @dataclass(frozen=True)
@@ -127,11 +138,15 @@ class Sample:
 _cascade: Any = None
 
 
+@functools.cache
 def _cv2() -> Any:
     # OpenCV is imported on first use: it costs a few hundred ms at start, and only smart
     # framing needs it (a centre crop or a ramp should not wait for it).
     import cv2
 
+    # One thread: the analysis runs beside the render's encoder, where OpenCV's own thread
+    # pool only adds contention (a third more CPU time for the same detections).
+    cv2.setNumThreads(1)
     return cv2
 
 
@@ -155,21 +170,26 @@ def _rotate_small(gray: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def find_subject(
-    gray: np.ndarray, prev: np.ndarray | None
+    gray: np.ndarray, prev: np.ndarray | None, *, look_for_faces: bool = True
 ) -> tuple[tuple[float, float] | None, str]:
-    """The subject's centre in ``gray``'s pixels, and which detector found it."""
+    """The subject's centre in ``gray``'s pixels, and which detector found it.
+
+    ``look_for_faces=False`` skips the face cascade, the costliest detector, for this frame.
+    """
     h, w = gray.shape
-    faces = np.asarray(
-        _face_cascade().detectMultiScale(
-            gray, scaleFactor=1.2, minNeighbors=5, minSize=(max(16, h // 10), max(16, h // 10))
+    if look_for_faces:
+        smallest = max(16, h // 10)
+        faces = np.asarray(
+            _face_cascade().detectMultiScale(
+                gray, scaleFactor=1.2, minNeighbors=5, minSize=(smallest, smallest)
+            )
         )
-    )
-    if len(faces):
-        areas = faces[:, 2] * faces[:, 3]
-        weights = areas / areas.sum()
-        cx = float(((faces[:, 0] + faces[:, 2] / 2) * weights).sum())
-        cy = float(((faces[:, 1] + faces[:, 3] / 2) * weights).sum())
-        return (cx, cy), "face"
+        if len(faces):
+            areas = faces[:, 2] * faces[:, 3]
+            weights = areas / areas.sum()
+            cx = float(((faces[:, 0] + faces[:, 2] / 2) * weights).sum())
+            cy = float(((faces[:, 1] + faces[:, 3] / 2) * weights).sum())
+            return (cx, cy), "face"
     cv2 = _cv2()
     blur = cv2.GaussianBlur(gray, (5, 5), 0)
     if prev is not None:
@@ -198,20 +218,23 @@ def _histogram(gray: np.ndarray) -> np.ndarray:
 
 def analyse(
     path: Path, info: MediaInfo, token: CancelToken, meter: ProgressMeter
-) -> Iterator[ProgressEvent | list[Sample]]:
-    """Decode reference frames, sample the subject; yields progress, then the sample list."""
+) -> Iterator[ProgressEvent | Sample]:
+    """Decode reference frames and sample the subject; yields each sample as it is found,
+    with progress between them."""
     assert info.video is not None
     rotation = info.video.rotation
     fps = info.video.frame_rate or 30.0
     step = 1.0 / SAMPLES_PER_SECOND
-    samples: list[Sample] = []
     prev_small: np.ndarray | None = None
     prev_hist: np.ndarray | None = None
     next_time = -1.0
     scale_x = scale_y = 1.0
+    index, source = 0, "none"  # samples taken, and what found the subject in the last one
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        # One decoding thread: the analysis runs beside the render, where CPU time is what it
+        # costs, and frame threads spend a third more of it (0.7 s against 1.1 s for 30 s).
+        stream.codec_context.thread_count = 1
         # Non-reference frames (most B-frames) are never needed for a 6-per-second sample, and
         # a 320-pixel grey thumbnail does not need the deblocking filter (~25% of decode time).
         stream.codec_context.skip_frame = "NONREF"
@@ -233,96 +256,289 @@ def analyse(
             cut = (
                 prev_hist is not None and float(np.abs(hist - prev_hist).sum()) > SCENE_CUT_DISTANCE
             )
-            target, source = find_subject(gray, None if cut else prev_small)
+            # The face cascade is most of a sample's cost: it looks on every third sample
+            # (twice a second) until it finds a face, then on every one while one is in view.
+            faces = cut or source == "face" or index % FACE_SEARCH_EVERY == 0
+            target, source = find_subject(gray, None if cut else prev_small, look_for_faces=faces)
+            index += 1
             if target is not None:
                 target = (target[0] * scale_x, target[1] * scale_y)
-            samples.append(Sample(t, target, source, cut))
+            yield Sample(t, target, source, cut)
             prev_small = _cv2().GaussianBlur(gray, (5, 5), 0)
             prev_hist = hist
             meter.done = min(meter.total, round(t * fps))
             if event := meter.advance(0):
                 yield event
     yield meter.finish()
-    yield samples
 
 
-def _median(values: np.ndarray, window: int) -> np.ndarray:
-    if len(values) < 3:
-        return values
-    half = window // 2
-    padded = np.pad(values, half, mode="edge")
-    return np.array([np.median(padded[i : i + window]) for i in range(len(values))])
+class _AxisCamera:
+    """The window along one axis within one shot, decided point by point as targets arrive.
 
+    Targets come on the fine (30 Hz) grid. A median over 0.3 s ignores detections that jump
+    for a frame or two. The camera holds still while the subject stays inside a dead zone
+    around the window's centre. When it leaves, the camera makes one eased move (smoothstep)
+    to where the subject will be when the move ends, leaving lead room on the side the
+    subject is heading to (as a camera operator frames a walker), and holds again. Holding
+    still spares the encoder too: a still background costs almost nothing to encode, a
+    panning one as much as new picture, and lead room halves the number of moves.
 
-def _follow(targets: np.ndarray, window: float, src: float) -> np.ndarray:
-    """Window origin along one axis for one shot, on the fine (30 Hz) grid.
-
-    The camera holds still while the subject stays inside a dead zone around the window's
-    centre. When the subject leaves it, the camera makes one eased move (smoothstep) to where
-    the subject will be when the move ends (the whole path is known: this is an offline
-    pass) and holds again. Holding still also spares the encoder: a still background costs
-    almost nothing to encode, a panning one costs as much as new picture.
+    Every decision looks only a bounded stretch ahead (the median's half, one move, the
+    heading look-ahead), so the path can be planned while the analysis is still running,
+    and it comes out the same as when planned afterwards.
     """
-    if window >= src:  # no freedom on this axis
-        return np.zeros_like(targets)
-    raw = _median(targets, 9)  # 0.3 s: detections that jump for a frame or two are ignored
-    dead_zone = window * DEAD_ZONE
-    move = max(2, round(MOVE_SECONDS * FINE_RATE))
-    n = len(raw)
-    cam = np.empty(n)
-    c = float(raw[0])
-    i = 0
-    while i < n:
-        if abs(raw[i] - c) > dead_zone and i + 1 < n:
-            goal = float(raw[min(n - 1, i + move)])
-            u = np.arange(1, move + 1) / move
-            eased = c + (goal - c) * u * u * (3 - 2 * u)
-            # A move the shot's end cuts short keeps its pace: no sprint at the end.
-            take = min(move, n - 1 - i)
-            cam[i] = c
-            cam[i + 1 : i + 1 + take] = eased[:take]
-            c, i = goal, i + 1 + take
-            continue
-        cam[i] = c
-        i += 1
-    # Keep the subject inside the window with a margin, then keep the window in the picture.
-    margin = window * 0.2
-    cam = np.clip(cam, raw - (window / 2 - margin), raw + (window / 2 - margin))
-    return np.clip(cam - window / 2, 0, src - window)
+
+    def __init__(self, window: float, src: float) -> None:
+        self.window = window
+        self.src = src
+        self.targets: list[float] = []
+        self.closed = False  # no more targets: the shot has ended
+        self.out: list[float] = []  # decided window origins (left or top edge)
+        self._raw: list[float] = []  # median-filtered targets
+        self._cam: list[float] = []  # decided camera centres, before clamping
+        self._c = 0.0
+        self._move = max(2, round(MOVE_SECONDS * FINE_RATE))
+        self._look = round(HEADING_SECONDS * FINE_RATE)
+
+    def advance(self) -> None:
+        """Decide every point the targets known so far allow."""
+        if self.window >= self.src:  # no freedom on this axis
+            self.out.extend([0.0] * (len(self.targets) - len(self.out)))
+            return
+        self._filter()
+        raw, n = self._raw, len(self.targets)
+        # The camera's centre stays where the window fits in the picture, so a move that
+        # starts at an edge starts at rest rather than already under way.
+        lowest, highest = self.window / 2, self.src - self.window / 2
+        if not self._cam and raw:
+            self._c = min(max(raw[0], lowest), highest)
+        while len(self._cam) < len(raw):
+            i, c = len(self._cam), self._c
+            if abs(raw[i] - c) > self.window * DEAD_ZONE and i + 1 < n:
+                if not self.closed and i + self._move + self._look >= len(raw):
+                    break  # the move must see further ahead: wait for more targets
+                end = min(n - 1, i + self._move)
+                goal = raw[end]
+                heading = raw[min(n - 1, end + self._look)] - goal
+                if abs(heading) > self.window * ON_THE_MOVE:
+                    goal += math.copysign(LEAD_ROOM * self.window, heading)
+                goal = min(max(goal, lowest), highest)
+                # A move the shot's end cuts short keeps its pace: no sprint at the end.
+                self._cam.append(c)
+                for k in range(1, min(self._move, n - 1 - i) + 1):
+                    u = k / self._move
+                    self._cam.append(c + (goal - c) * u * u * (3 - 2 * u))
+                self._c = goal
+            else:
+                self._cam.append(c)
+        # Keep the subject inside the window with a margin, then the window in the picture.
+        reach = self.window / 2 - self.window * MARGIN
+        for j in range(len(self.out), len(self._cam)):
+            centre = min(max(self._cam[j], raw[j] - reach), raw[j] + reach)
+            self.out.append(min(max(centre - self.window / 2, 0.0), self.src - self.window))
+
+    def _filter(self) -> None:
+        targets, n = self.targets, len(self.targets)
+        half = MEDIAN_TAPS // 2
+        known = n if self.closed else n - half
+        if self.closed and n < 3:  # too short to filter
+            self._raw.extend(targets[len(self._raw) :])
+            return
+        while len(self._raw) < known:
+            j = len(self._raw)
+            taps = [targets[min(max(k, 0), n - 1)] for k in range(j - half, j + half + 1)]
+            self._raw.append(sorted(taps)[half])
+
+
+class _Shot:
+    """One shot's samples, turned into camera points on the fine grid as they arrive."""
+
+    def __init__(self, geometry: CropGeometry) -> None:
+        self.geometry = geometry
+        self.times: list[float] = []  # sample times
+        self._targets: list[tuple[float, float] | None] = []
+        self._filled: list[tuple[float, float]] = []
+        self._first: tuple[float, float] | None = None  # the shot's first detection
+        self._last: tuple[float, float] | None = None
+        self.fine_times: list[float] = []
+        self.x = _AxisCamera(geometry.crop_width, geometry.src_width)
+        self.y = _AxisCamera(geometry.crop_height, geometry.src_height)
+        self.closed = False
+
+    def add(self, sample: Sample) -> None:
+        """One more sample of this shot."""
+        self.times.append(sample.time)
+        self._targets.append(sample.target)
+        if self._first is None and sample.target is not None:
+            self._first = sample.target
+        self._advance()
+
+    def close(self) -> None:
+        """The shot has ended: decide the rest."""
+        self.closed = self.x.closed = self.y.closed = True
+        self._advance()
+
+    @property
+    def decided(self) -> int:
+        """How many fine points have their final position on both axes."""
+        return min(len(self.x.out), len(self.y.out))
+
+    def _advance(self) -> None:
+        # Before the first detection, hold where the subject will first be seen: samples
+        # wait until it is (or the shot ends with none, when the camera holds the centre).
+        if self._first is not None or self.closed:
+            g = self.geometry
+            centre = (g.src_width / 2, g.src_height / 2)
+            for target in self._targets[len(self._filled) :]:
+                self._last = target if target is not None else self._last
+                self._filled.append(self._last or self._first or centre)
+        self._interpolate()
+        self.x.advance()
+        self.y.advance()
+
+    def _interpolate(self) -> None:
+        # The camera is planned on a 30 Hz grid, so eased moves stay smooth frame to frame.
+        filled, times = self._filled, self.times
+        if not filled:
+            return
+        while True:
+            k = len(self.fine_times)
+            t = times[0] + k / FINE_RATE
+            if t > times[len(filled) - 1] + 1e-9:
+                return
+            j = max(0, bisect.bisect_right(times, t, hi=len(filled)) - 1)
+            if j + 1 < len(filled):
+                u = (t - times[j]) / (times[j + 1] - times[j])
+                (x0, y0), (x1, y1) = filled[j], filled[j + 1]
+                x, y = x0 + (x1 - x0) * u, y0 + (y1 - y0) * u
+            else:
+                x, y = filled[j]
+            self.fine_times.append(t)
+            self.x.targets.append(x)
+            self.y.targets.append(y)
+
+
+class PathPlanner:
+    """Turns analysis samples, in time order, into a shot-aware smooth window path.
+
+    Samples can be added while the render already reads the path (see :class:`LivePath`):
+    :meth:`decided_until` says how far the path is final.
+    """
+
+    def __init__(self, geometry: CropGeometry) -> None:
+        self.geometry = geometry
+        self._shots: list[_Shot] = []
+        self.finished = False
+
+    def add(self, sample: Sample) -> None:
+        """The next sample (a cut in it starts a new shot)."""
+        if not self._shots or (sample.cut and self._shots[-1].times):
+            if self._shots:
+                self._shots[-1].close()
+            self._shots.append(_Shot(self.geometry))
+        self._shots[-1].add(sample)
+
+    def finish(self) -> None:
+        """No more samples: decide the rest."""
+        if self._shots:
+            self._shots[-1].close()
+        self.finished = True
+
+    def decided_until(self) -> float:
+        """The source time up to which the path is final (infinite once finished)."""
+        if self.finished:
+            return math.inf
+        if not self._shots:
+            return -math.inf
+        shot = self._shots[-1]
+        if shot.decided:
+            return shot.fine_times[shot.decided - 1]
+        # Up to the cut: the previous shot is final, this one has nothing yet.
+        return shot.times[0] - 1e-6 if len(self._shots) > 1 else -math.inf
+
+    def path(self) -> CropPath:
+        """The decided part of the path."""
+        times: list[float] = []
+        xs: list[float] = []
+        ys: list[float] = []
+        cuts: list[float] = []
+        for shot in self._shots:
+            n = shot.decided
+            if not n:
+                break
+            if times:
+                cuts.append(shot.fine_times[0])
+            times.extend(shot.fine_times[:n])
+            xs.extend(shot.x.out[:n])
+            ys.extend(shot.y.out[:n])
+        if not times:
+            return CropPath.centered(self.geometry)
+        return CropPath(self.geometry, times, xs, ys, cuts)
 
 
 def smart_path(geometry: CropGeometry, samples: list[Sample]) -> CropPath:
-    """A smooth, shot-aware window path from analysis samples."""
-    if not samples:
-        return CropPath.centered(geometry)
-    g = geometry
-    times: list[float] = []
-    xs: list[float] = []
-    ys: list[float] = []
-    cuts: list[float] = []
-    shots: list[list[Sample]] = [[]]
-    for s in samples:
-        if s.cut and shots[-1]:
-            shots.append([])
-            cuts.append(s.time)
-        shots[-1].append(s)
-    for shot in shots:
-        found = [s.target for s in shot if s.target is not None]
-        if not found:
-            centre = (g.src_width / 2, g.src_height / 2)
-            filled = [centre] * len(shot)
-        else:
-            # Before the first detection, hold where the subject will first be seen.
-            filled, last = [], found[0]
-            for s in shot:
-                last = s.target if s.target is not None else last
-                filled.append(last)
-        # Plan the camera on a 30 Hz grid, so eased moves stay smooth frame to frame.
-        coarse = np.array([s.time for s in shot])
-        fine = np.arange(coarse[0], coarse[-1] + 1e-9, 1 / FINE_RATE) if len(coarse) > 1 else coarse
-        tx = np.interp(fine, coarse, [p[0] for p in filled])
-        ty = np.interp(fine, coarse, [p[1] for p in filled])
-        xs.extend(_follow(tx, g.crop_width, g.src_width))
-        ys.extend(_follow(ty, g.crop_height, g.src_height))
-        times.extend(fine.tolist())
-    return CropPath(geometry, times, xs, ys, cuts)
+    """A smooth, shot-aware window path from all of a video's analysis samples."""
+    planner = PathPlanner(geometry)
+    for sample in samples:
+        planner.add(sample)
+    planner.finish()
+    return planner.path()
+
+
+class LivePath:
+    """A crop path the render reads while the analysis thread is still planning it.
+
+    :meth:`at` waits until the path is final at the time asked for. The analysis runs about
+    five times faster than the render, so after a short head start the render never waits,
+    and the analysis costs only the CPU the encoder leaves idle.
+    """
+
+    is_static = False
+
+    def __init__(self, geometry: CropGeometry) -> None:
+        self.geometry = geometry
+        self._planner = PathPlanner(geometry)
+        self._changed = threading.Condition()
+        self._snapshot = CropPath.centered(geometry)
+        self._until = -math.inf  # the snapshot is final up to here
+        self._waiting = 0
+        self._error: BaseException | None = None
+
+    def add(self, sample: Sample) -> None:
+        """The analysis found one more sample."""
+        with self._changed:
+            self._planner.add(sample)
+            until = self._planner.decided_until()
+            # A snapshot costs a copy of the path so far: take one a second, or when asked.
+            if self._waiting or until - self._until >= 1.0:
+                self._publish(until)
+
+    def finish(self) -> None:
+        """The analysis is done; every time is final."""
+        with self._changed:
+            self._planner.finish()
+            self._publish(math.inf)
+
+    def fail(self, error: BaseException) -> None:
+        """The analysis failed: readers get ``error``."""
+        with self._changed:
+            self._error = error
+            self._changed.notify_all()
+
+    def at(self, t: float) -> tuple[int, int]:
+        """Top-left corner at source time ``t``, waiting until the analysis has decided it."""
+        with self._changed:
+            self._waiting += 1
+            try:
+                self._changed.wait_for(lambda: self._error is not None or t <= self._until)
+            finally:
+                self._waiting -= 1
+            if self._error is not None:
+                raise self._error
+            snapshot = self._snapshot
+        return snapshot.at(t)
+
+    def _publish(self, until: float) -> None:
+        self._snapshot = self._planner.path()
+        self._until = until
+        self._changed.notify_all()
