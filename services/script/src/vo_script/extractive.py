@@ -626,13 +626,8 @@ class ExtractiveEngine:
         note = f"{len(segments)} sentences, {seconds:.1f} s at {request.words_per_minute} wpm"
         if seconds < request.target_seconds * (1.0 - FIT_TOLERANCE):
             note += f"; the source is too short to fill {request.target_seconds:g} s"
-        yield ProgressEvent(
-            stage="fit",
-            fraction=1.0,
-            steps_done=len(segments),
-            steps_total=len(segments),
-            message=note,
-        )
+        # Fitting is one step (a short target may leave room for no body sentence at all).
+        yield ProgressEvent(stage="fit", fraction=1.0, steps_done=1, steps_total=1, message=note)
         yield Script(
             title=title,
             hook=hook,
