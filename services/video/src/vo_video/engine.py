@@ -661,8 +661,9 @@ class BackgroundAnalysis:
     path (a :class:`LivePath`).
 
     The analysis decodes only reference frames, so it runs about five times faster than the
-    render and, on two cores, mostly in the CPU time the encoder leaves idle. Its progress
-    events are passed on between the render's, and every event's fraction counts both.
+    render; on two cores about half of its CPU time is found in what the encoder leaves idle
+    (1.4 s of CPU for a 30 s 1080p input adds about 0.7 s). Its progress events are passed
+    on between the render's, and every event's fraction counts both.
     """
 
     def __init__(self, job: RenderJob, geometry: CropGeometry, token: CancelToken) -> None:

@@ -489,8 +489,8 @@ class LivePath:
     """A crop path the render reads while the analysis thread is still planning it.
 
     :meth:`at` waits until the path is final at the time asked for. The analysis runs about
-    five times faster than the render, so after a short head start the render never waits,
-    and the analysis costs only the CPU the encoder leaves idle.
+    five times faster than the render, so only the first frame waits (about 0.1 s, for the
+    first seconds to be planned).
     """
 
     is_static = False
@@ -509,8 +509,10 @@ class LivePath:
         with self._changed:
             self._planner.add(sample)
             until = self._planner.decided_until()
-            # A snapshot costs a copy of the path so far: take one a second, or when asked.
-            if self._waiting or until - self._until >= 1.0:
+            # A snapshot copies the path so far: take one when a reader waits, else each time
+            # the path has grown by a second or 5% (so an hour-long input copies it ~200
+            # times, not 3600; the render is far behind by then).
+            if self._waiting or until - self._until >= max(1.0, 0.05 * until):
                 self._publish(until)
 
     def finish(self) -> None:
