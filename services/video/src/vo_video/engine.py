@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import queue
+import sys
 import tempfile
 import threading
 import time
@@ -30,7 +32,7 @@ from vo_core.threads import CancelToken, iterate_in_thread
 
 from vo_video.audio import MixedFile, MixSpec, decode_audio, mix_stream, open_audio
 from vo_video.captions import CaptionTrack
-from vo_video.framing import CropGeometry, CropPath, LivePath, Sample, analyse
+from vo_video.framing import AnalysisState, CropGeometry, CropPath, LivePath, analyse_from
 from vo_video.hardware import EncoderChoice, choose_encoder
 from vo_video.ramp import retime_blocks
 from vo_video.spec import RenderJob, output_geometry
@@ -656,39 +658,92 @@ def _render_pass(
 AUDIO_SHARE = 0.05  # share of the overall fraction given to building the soundtrack
 
 
+def _lower_this_thread_priority() -> None:
+    """Nice 19 for the calling thread only (Linux gives each thread its own nice value;
+    elsewhere setpriority would reach the whole process, so nothing is done)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 class BackgroundAnalysis:
     """Smart framing's analysis pass, in a thread running ahead of the render that reads its
     path (a :class:`LivePath`).
 
     The analysis decodes only reference frames, so it runs about five times faster than the
-    render; on two cores about half of its CPU time is found in what the encoder leaves idle
-    (1.4 s of CPU for a 30 s 1080p input adds about 0.7 s). Its progress events are passed
-    on between the render's, and every event's fraction counts both.
+    render. Its thread runs at the lowest CPU priority (nice 19, on Linux): then it takes
+    only the CPU time the encoder leaves idle, which on two cores was enough to stay ahead
+    while costing the render almost nothing, where at equal priority it slowed the render
+    by about 7%. On a machine busy with other work it could starve, so when the render
+    waits for it, or its lead falls under a few seconds, it is promoted: the low-priority
+    thread is stopped and a normal one carries on from the last sample it gave.
+
+    Its progress events are passed on between the render's, and every event's fraction
+    counts both.
     """
 
     def __init__(self, job: RenderJob, geometry: CropGeometry, token: CancelToken) -> None:
         assert job.info.video is not None
-        self.path = LivePath(geometry)
+        self.path = LivePath(geometry, on_falling_behind=self._promote)
         self._job = job
-        self._token = CancelToken(parent=token)  # stops with the job, or when closed
+        self._job_token = token
         self._events: queue.SimpleQueue[ProgressEvent] = queue.SimpleQueue()
-        self._meter = ProgressMeter("analyse", job.info.video.frames or 1)
+        self._frames = job.info.video.frames or 1
         self._analysed = 0.0  # the analysis's own fraction
         self._rest = 0.0  # the fraction the rest of the render reported last
-        self._first_event = self._meter.event("finding the subject")
-        self._thread = threading.Thread(target=self._run, name="vo-analyse", daemon=True)
-        self._thread.start()
+        self._first_event = ProgressMeter("analyse", self._frames).event("finding the subject")
+        # Guards the hand-over: which thread's samples count, and where the last one left off.
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._resume = AnalysisState()
+        self._threads: list[tuple[threading.Thread, CancelToken]] = []
+        self._closed = False
+        self._start(low_priority=True)
 
-    def _run(self) -> None:
+    def _start(self, *, low_priority: bool) -> None:
+        token = CancelToken(parent=self._job_token)  # stops with the job, or when replaced
+        thread = threading.Thread(
+            target=self._run,
+            args=(self._generation, self._resume, token, low_priority),
+            name="vo-analyse",
+            daemon=True,
+        )
+        self._threads.append((thread, token))
+        thread.start()
+
+    def _run(
+        self, generation: int, state: AnalysisState, token: CancelToken, low_priority: bool
+    ) -> None:
+        if low_priority:
+            _lower_this_thread_priority()
+        meter = ProgressMeter("analyse", self._frames)
         try:
-            for item in analyse(self._job.input, self._job.info, self._token, self._meter):
-                if isinstance(item, Sample):
-                    self.path.add(item)
-                else:
-                    self._events.put(item)
-            self.path.finish()
+            for item in analyse_from(self._job.input, self._job.info, token, meter, state):
+                if isinstance(item, ProgressEvent):
+                    if generation == self._generation:
+                        self._events.put(item)
+                    continue
+                with self._lock:
+                    if generation != self._generation:
+                        return  # replaced: the promoted thread gives these samples now
+                    self._resume = item[1]
+                    self.path.add(item[0])
+            with self._lock:
+                if generation == self._generation:
+                    self.path.finish()
         except BaseException as exc:  # the render meets it where it reads the path
-            self.path.fail(exc)
+            with self._lock:
+                if generation == self._generation:
+                    self.path.fail(exc)
+
+    def _promote(self) -> None:
+        """Replace the low-priority thread by a normal one that carries on where it is."""
+        with self._lock:
+            if self._closed:
+                return
+            self._generation += 1
+            self._threads[-1][1].cancel()
+            self._start(low_priority=False)
 
     def merged(
         self, items: Iterator[ProgressEvent | RenderOutcome]
@@ -708,9 +763,13 @@ class BackgroundAnalysis:
             yield item
 
     def close(self) -> None:
-        """Stop the analysis (if it is still running) and wait for its thread."""
-        self._token.cancel()
-        self._thread.join()
+        """Stop the analysis (if it is still running) and wait for its threads."""
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for thread, token in threads:
+            token.cancel()
+            thread.join()
 
     def _pending(self) -> Iterator[ProgressEvent]:
         while True:

@@ -19,7 +19,7 @@ import bisect
 import functools
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,20 +216,34 @@ def _histogram(gray: np.ndarray) -> np.ndarray:
     return hist / max(1.0, float(hist.sum()))
 
 
+@dataclass(frozen=True)
+class AnalysisState:
+    """Where an analysis stands after a sample: enough for another thread to carry on."""
+
+    next_time: float = -1.0  # take the next sample at or after this source time
+    index: int = 0  # samples taken
+    source: str = "none"  # what found the subject in the last sample
+    prev_small: np.ndarray | None = None  # the last sample, blurred (for motion)
+    prev_hist: np.ndarray | None = None  # its grey histogram (for scene cuts)
+
+
 def analyse(
     path: Path, info: MediaInfo, token: CancelToken, meter: ProgressMeter
 ) -> Iterator[ProgressEvent | Sample]:
     """Decode reference frames and sample the subject; yields each sample as it is found,
     with progress between them."""
+    for item in analyse_from(path, info, token, meter, AnalysisState()):
+        yield item if isinstance(item, ProgressEvent) else item[0]
+
+
+def analyse_from(
+    path: Path, info: MediaInfo, token: CancelToken, meter: ProgressMeter, state: AnalysisState
+) -> Iterator[ProgressEvent | tuple[Sample, AnalysisState]]:
+    """:func:`analyse` from ``state`` on; each sample comes with the state after it."""
     assert info.video is not None
     rotation = info.video.rotation
     fps = info.video.frame_rate or 30.0
     step = 1.0 / SAMPLES_PER_SECOND
-    prev_small: np.ndarray | None = None
-    prev_hist: np.ndarray | None = None
-    next_time = -1.0
-    scale_x = scale_y = 1.0
-    index, source = 0, "none"  # samples taken, and what found the subject in the last one
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         # One decoding thread: the analysis runs beside the render, where CPU time is what it
@@ -239,12 +253,14 @@ def analyse(
         # a 320-pixel grey thumbnail does not need the deblocking filter (~25% of decode time).
         stream.codec_context.skip_frame = "NONREF"
         stream.codec_context.options = {"skip_loop_filter": "all"}
+        if state.next_time > 0 and stream.time_base:
+            # Carry on: decoding restarts at the keyframe before the next sample.
+            container.seek(int(state.next_time / stream.time_base), stream=stream, backward=True)
         for frame in container.decode(stream):
             token.check()
             t = float(frame.time) if frame.time is not None else 0.0
-            if t < next_time:
+            if t < state.next_time:
                 continue
-            next_time = t + step
             small_h = max(2, round(frame.height * ANALYSIS_WIDTH / frame.width))
             gray = frame.reformat(
                 width=ANALYSIS_WIDTH, height=small_h, format="gray", interpolation="FAST_BILINEAR"
@@ -253,19 +269,21 @@ def analyse(
             dw, dh = info.video.display_size
             scale_x, scale_y = dw / gray.shape[1], dh / gray.shape[0]
             hist = _histogram(gray)
+            prev_hist = state.prev_hist
             cut = (
                 prev_hist is not None and float(np.abs(hist - prev_hist).sum()) > SCENE_CUT_DISTANCE
             )
             # The face cascade is most of a sample's cost: it looks on every third sample
             # (twice a second) until it finds a face, then on every one while one is in view.
-            faces = cut or source == "face" or index % FACE_SEARCH_EVERY == 0
-            target, source = find_subject(gray, None if cut else prev_small, look_for_faces=faces)
-            index += 1
+            faces = cut or state.source == "face" or state.index % FACE_SEARCH_EVERY == 0
+            prev = None if cut else state.prev_small
+            target, source = find_subject(gray, prev, look_for_faces=faces)
             if target is not None:
                 target = (target[0] * scale_x, target[1] * scale_y)
-            yield Sample(t, target, source, cut)
-            prev_small = _cv2().GaussianBlur(gray, (5, 5), 0)
-            prev_hist = hist
+            state = AnalysisState(
+                t + step, state.index + 1, source, _cv2().GaussianBlur(gray, (5, 5), 0), hist
+            )
+            yield Sample(t, target, source, cut), state
             meter.done = min(meter.total, round(t * fps))
             if event := meter.advance(0):
                 yield event
@@ -485,6 +503,10 @@ def smart_path(geometry: CropGeometry, samples: list[Sample]) -> CropPath:
     return planner.path()
 
 
+LIVE_LEAD_SECONDS = 2.0  # of source the analysis should stay ahead of the render by
+LIVE_STALL_SECONDS = 0.5  # a reader waiting this long means the analysis has fallen behind
+
+
 class LivePath:
     """A crop path the render reads while the analysis thread is still planning it.
 
@@ -495,7 +517,9 @@ class LivePath:
 
     is_static = False
 
-    def __init__(self, geometry: CropGeometry) -> None:
+    def __init__(
+        self, geometry: CropGeometry, on_falling_behind: Callable[[], None] | None = None
+    ) -> None:
         self.geometry = geometry
         self._planner = PathPlanner(geometry)
         self._changed = threading.Condition()
@@ -503,16 +527,23 @@ class LivePath:
         self._until = -math.inf  # the snapshot is final up to here
         self._waiting = 0
         self._error: BaseException | None = None
+        # Called once, from the reader's thread, when the analysis falls behind: the reader
+        # waited LIVE_STALL_SECONDS, or the lead, once twice as long, fell under
+        # LIVE_LEAD_SECONDS.
+        self._on_falling_behind = on_falling_behind
+        self._was_ahead = False
+        self._read_until = -math.inf  # the latest time a reader asked for
 
     def add(self, sample: Sample) -> None:
         """The analysis found one more sample."""
         with self._changed:
             self._planner.add(sample)
             until = self._planner.decided_until()
-            # A snapshot copies the path so far: take one when a reader waits, else each time
-            # the path has grown by a second or 5% (so an hour-long input copies it ~200
-            # times, not 3600; the render is far behind by then).
-            if self._waiting or until - self._until >= max(1.0, 0.05 * until):
+            # A snapshot copies the path so far: take one when the reader waits or is close
+            # behind, else each time the path has grown by a second or 5% (so an hour-long
+            # input copies it ~200 times, not 3600; the render is far behind by then).
+            close = self._until - self._read_until < 2 * LIVE_LEAD_SECONDS
+            if self._waiting or close or until - self._until >= max(1.0, 0.05 * until):
                 self._publish(until)
 
     def finish(self) -> None:
@@ -529,16 +560,37 @@ class LivePath:
 
     def at(self, t: float) -> tuple[int, int]:
         """Top-left corner at source time ``t``, waiting until the analysis has decided it."""
-        with self._changed:
-            self._waiting += 1
-            try:
-                self._changed.wait_for(lambda: self._error is not None or t <= self._until)
-            finally:
-                self._waiting -= 1
-            if self._error is not None:
-                raise self._error
-            snapshot = self._snapshot
+        while True:
+            with self._changed:
+                alarm = self._alarm_if_behind(t)
+                if alarm is None:
+                    self._waiting += 1
+                    try:
+                        ready = self._changed.wait_for(
+                            lambda: self._error is not None or t <= self._until,
+                            timeout=LIVE_STALL_SECONDS,
+                        )
+                    finally:
+                        self._waiting -= 1
+                    if self._error is not None:
+                        raise self._error
+                    if ready:
+                        snapshot = self._snapshot
+                        break
+                    alarm = self._take_alarm()  # waited too long
+            if alarm is not None:
+                alarm()  # outside the lock: it starts another analysis thread
         return snapshot.at(t)
+
+    def _alarm_if_behind(self, t: float) -> Callable[[], None] | None:
+        self._read_until = max(self._read_until, t)
+        lead = self._until - t
+        self._was_ahead = self._was_ahead or lead >= 2 * LIVE_LEAD_SECONDS
+        return self._take_alarm() if self._was_ahead and lead < LIVE_LEAD_SECONDS else None
+
+    def _take_alarm(self) -> Callable[[], None] | None:
+        alarm, self._on_falling_behind = self._on_falling_behind, None
+        return alarm
 
     def _publish(self, until: float) -> None:
         self._snapshot = self._planner.path()
