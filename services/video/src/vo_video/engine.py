@@ -671,12 +671,12 @@ class BackgroundAnalysis:
     path (a :class:`LivePath`).
 
     The analysis decodes only reference frames, so it runs about five times faster than the
-    render. Its thread runs at the lowest CPU priority (nice 19, on Linux): then it takes
-    only the CPU time the encoder leaves idle, which on two cores was enough to stay ahead
-    while costing the render almost nothing, where at equal priority it slowed the render
-    by about 7%. On a machine busy with other work it could starve, so when the render
-    waits for it, or its lead falls under a few seconds, it is promoted: the low-priority
-    thread is stopped and a normal one carries on from the last sample it gave.
+    render. Its thread runs at the lowest CPU priority (nice 19, on Linux), so it mostly
+    takes the CPU time the encoder leaves idle: on two cores that kept it ahead of the render
+    and made smart mode about 7% faster than at equal priority. On a machine busy with other
+    work it could starve, so when the render waits for it (0.5 s) or its lead falls under
+    2 s, it is promoted: the low-priority thread is stopped and a normal one carries on from
+    the last sample it gave, with the same path as a result.
 
     Its progress events are passed on between the render's, and every event's fraction
     counts both.
@@ -781,8 +781,8 @@ class BackgroundAnalysis:
     def _restamped(self, event: ProgressEvent) -> ProgressEvent:
         # Both passes run at once: the overall fraction is a weighted sum of the two, which
         # never goes backwards because neither part does.
-        if event.stage == "analyse":
-            self._analysed = event.fraction
+        if event.stage == "analyse":  # max(): a replaced thread's last event may come late
+            self._analysed = max(self._analysed, event.fraction)
         overall = ANALYSIS_SHARE * self._analysed + (1 - ANALYSIS_SHARE) * self._rest
         return replace(event, fraction=overall)
 
