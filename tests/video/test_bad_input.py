@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -164,22 +167,28 @@ async def test_cancelled_render_leaves_nothing(
         async for _event in stream:
             break  # leave after the first progress event: the call is cancelled
         await stream.aclose()  # type: ignore[attr-defined]
-    import asyncio
-
-    for _ in range(50):  # the engine notices within a frame; give the thread a moment
-        if not list((data_dir / "artifacts" / "tmp").iterdir()):
-            break
-        await asyncio.sleep(0.1)
+    await _settle(lambda: not list((data_dir / "artifacts" / "tmp").iterdir()))
     assert list((data_dir / "artifacts" / "tmp").iterdir()) == []
     assert not out.exists()
+
+
+async def _settle(done: Callable[[], bool]) -> None:
+    """Wait up to 5 s for ``done()``: a cancelled engine notices within a frame, but its
+    threads need a moment to clean up and end."""
+    for _ in range(50):
+        if done():
+            return
+        await asyncio.sleep(0.1)
+
+
+def _engine_threads() -> list[str]:
+    names = ("vo-analyse", "vo-producer", "vo-engine")
+    return [t.name for t in threading.enumerate() if t.name in names and t.is_alive()]
 
 
 async def test_cancelled_smart_render_stops_its_analysis_thread(
     server_target: str, tmp_path: Path, data_dir: Path
 ) -> None:
-    import asyncio
-    import threading
-
     src = tmp_path / "long.mp4"
     write_sample(src, duration=20.0, width=640, height=360, audio=False)
     out = tmp_path / "o.mp4"
@@ -192,15 +201,8 @@ async def test_cancelled_smart_render_stops_its_analysis_thread(
                 break  # leave mid-render, the analysis still running beside it
         await stream.aclose()  # type: ignore[attr-defined]
     assert stages[0] == "analyse"
-
-    def engine_threads() -> list[str]:
-        names = ("vo-analyse", "vo-producer", "vo-engine")
-        return [t.name for t in threading.enumerate() if t.name in names and t.is_alive()]
-
-    for _ in range(50):
-        if not engine_threads() and not list((data_dir / "artifacts" / "tmp").iterdir()):
-            break
-        await asyncio.sleep(0.1)
-    assert engine_threads() == [], "a cancelled smart render left its threads running"
+    scratch = data_dir / "artifacts" / "tmp"
+    await _settle(lambda: not _engine_threads() and not list(scratch.iterdir()))
+    assert _engine_threads() == [], "a cancelled smart render left its threads running"
     assert list((data_dir / "artifacts" / "tmp").iterdir()) == []
     assert not out.exists()
