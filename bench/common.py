@@ -74,6 +74,11 @@ def alternate(
     return timings
 
 
+def paired_ratios(a: Timing, b: Timing) -> list[float]:
+    """a/b round by round: the two ran back to back, so slow drift in load cancels out."""
+    return [x / y for x, y in zip(a.seconds, b.seconds, strict=False)]
+
+
 def table(rows: Sequence[Sequence[str]]) -> str:
     """A plain-text table."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
