@@ -159,17 +159,35 @@ async def test_bad_encoder_settings(server_target: str, landscape_clip, tmp_path
 async def test_cancelled_render_leaves_nothing(
     server_target: str, tmp_path: Path, data_dir: Path
 ) -> None:
-    src = tmp_path / "long.mp4"
-    write_sample(src, duration=6.0, width=640, height=360, audio=False)
     out = tmp_path / "o.mp4"
-    async with AsyncVideoClient.connect(server_target) as client:
-        stream = client.reframe(src, output_uri=str(out), mode="center", width=360, height=640)
-        async for _event in stream:
-            break  # leave after the first progress event: the call is cancelled
-        await stream.aclose()  # type: ignore[attr-defined]
+    # Leave after the first progress event: the call is cancelled.
+    await _reframe_and_leave(server_target, tmp_path, out, "center", 6.0, lambda _stage: True)
     await _settle(lambda: not list((data_dir / "artifacts" / "tmp").iterdir()))
     assert list((data_dir / "artifacts" / "tmp").iterdir()) == []
     assert not out.exists()
+
+
+async def _reframe_and_leave(
+    server_target: str,
+    tmp_path: Path,
+    out: Path,
+    mode: str,
+    duration: float,
+    leave_at: Callable[[str], bool],
+) -> list[str]:
+    """Reframe a generated clip and hang up at the first event whose stage ``leave_at``
+    accepts (closing the stream cancels the call); returns the stages seen."""
+    src = tmp_path / "long.mp4"
+    write_sample(src, duration=duration, width=640, height=360, audio=False)
+    stages: list[str] = []
+    async with AsyncVideoClient.connect(server_target) as client:
+        stream = client.reframe(src, output_uri=str(out), mode=mode, width=360, height=640)
+        async for event in stream:
+            stages.append(event.stage)  # type: ignore[union-attr]
+            if leave_at(event.stage):  # type: ignore[union-attr]
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+    return stages
 
 
 async def _settle(done: Callable[[], bool]) -> None:
@@ -189,20 +207,14 @@ def _engine_threads() -> list[str]:
 async def test_cancelled_smart_render_stops_its_analysis_thread(
     server_target: str, tmp_path: Path, data_dir: Path
 ) -> None:
-    src = tmp_path / "long.mp4"
-    write_sample(src, duration=20.0, width=640, height=360, audio=False)
     out = tmp_path / "o.mp4"
-    stages: list[str] = []
-    async with AsyncVideoClient.connect(server_target) as client:
-        stream = client.reframe(src, output_uri=str(out), mode="smart", width=360, height=640)
-        async for event in stream:
-            stages.append(event.stage)  # type: ignore[union-attr]
-            if event.stage == "render":  # type: ignore[union-attr]
-                break  # leave mid-render, the analysis still running beside it
-        await stream.aclose()  # type: ignore[attr-defined]
+    # Leave mid-render, the analysis still running beside it.
+    stages = await _reframe_and_leave(
+        server_target, tmp_path, out, "smart", 20.0, lambda stage: stage == "render"
+    )
     assert stages[0] == "analyse"
     scratch = data_dir / "artifacts" / "tmp"
     await _settle(lambda: not _engine_threads() and not list(scratch.iterdir()))
     assert _engine_threads() == [], "a cancelled smart render left its threads running"
-    assert list((data_dir / "artifacts" / "tmp").iterdir()) == []
+    assert list(scratch.iterdir()) == []
     assert not out.exists()
